@@ -1,0 +1,31 @@
+"""The rich summary table printed at the end of fit / validate / test."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _pct(value: float) -> str:
+    return "-" if value != value else f"{100 * value:.2f}%"
+
+
+def print_robustness_table(summary: dict, title: str, console: Console | None = None) -> None:
+    """One row for clean accuracy, one per attack (name, norm, eps, steps, restarts), one for the ensemble."""
+    table = Table(title=f"{title} ({summary['num_examples']} examples)")
+    for column in ("attack", "norm", "eps", "steps", "restarts", "accuracy", "worst class", "worst 30% classes"):
+        table.add_column(column, justify="left" if column == "attack" else "right")
+    table.add_row("clean", "-", "0", "-", "-", _pct(summary["clean_acc"]), "", "")
+    for name, res in summary["attacks"].items():
+        spec = res["spec"]
+        if name == "ensemble":
+            table.add_row("worst over all attacks", "", "", "", "", *_accs(res), style="bold")
+            continue
+        steps = "std" if spec["name"] == "autoattack" else str(1 if spec["name"] == "fgsm" else spec["steps"])
+        restarts = "std" if spec["name"] == "autoattack" else str(spec["restarts"])
+        table.add_row(spec["name"], spec["norm"], f"{spec['eps']:.4g}", steps, restarts, *_accs(res))
+    (console or Console()).print(table)
+
+
+def _accs(res: dict) -> tuple[str, str, str]:
+    return _pct(res["robust_acc"]), _pct(res["worst_class_robust_acc"]), _pct(res["worst_fraction_robust_acc"])

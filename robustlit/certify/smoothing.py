@@ -1,0 +1,231 @@
+"""Monte-Carlo PREDICT and CERTIFY of a Gaussian-smoothed classifier (Cohen et al. 2019, methods.md 7.2),
+with input-dependent sigma certified by Suekenik et al.'s radius (methods.md 8.2; DESIGN contract 6).
+
+Noise is added in [0, 1] pixel space to the model's input (normalisation is the model's first layer, so
+radii are in pixel units); noisy inputs are not clipped; the base model runs in eval mode under no_grad.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from robustlit.certify.bounds import binomial_abstain_pvalue, clopper_pearson_lower
+from robustlit.certify.radius import cohen_radius, input_dependent_radius
+from robustlit.certify.sigma import ConstantSigma, SigmaFunction
+
+__all__ = ["ABSTAIN", "CertifyResult", "SmoothedClassifier"]
+
+ABSTAIN = -1
+
+
+@dataclass(frozen=True)
+class CertifyResult:
+    """Outcome of CERTIFY for one input.
+
+    Attributes:
+        prediction: certified class, or ``ABSTAIN`` (-1).
+        radius: certified l2 radius in pixel units (0 when abstaining).
+        p_a_lower: one-sided Clopper-Pearson lower bound on p_A from the estimation samples.
+        sigma: sigma(x) at the input.
+        count_a: estimation votes for the selected class.
+        n: number of estimation samples.
+        radius_method: ``"cohen"`` or ``"input_dependent"``.
+        counts_selection: (K,) class counts of the n0 selection samples.
+        counts: (K,) class counts of the n estimation samples.
+    """
+
+    prediction: int
+    radius: float
+    p_a_lower: float
+    sigma: float
+    count_a: int
+    n: int
+    radius_method: str
+    counts_selection: Tensor = field(repr=False)
+    counts: Tensor = field(repr=False)
+
+    @property
+    def abstained(self) -> bool:
+        return self.prediction == ABSTAIN
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Every submodule in eval mode; restore each one's own mode afterwards."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+class SmoothedClassifier:
+    """g(x) = argmax_c P[f(x + sigma(x) eps) = c], eps ~ N(0, I) (Cohen et al. 2019; Suekenik et al. 2022).
+
+    Args:
+        base_model: f, mapping (B, ...) inputs to (B, K) logits. Sampling runs on its device.
+        sigma: a ``SigmaFunction`` or a float (``ConstantSigma``).
+        input_bounds: the pixel range that inputs must lie in (contract 1), or None for feature
+            vectors. An input outside it raises ValueError.
+        radius_kwargs: extra keyword arguments for ``input_dependent_radius`` (grid sizes).
+    """
+
+    def __init__(
+        self,
+        base_model: nn.Module,
+        sigma: SigmaFunction | float,
+        input_bounds: tuple[float, float] | None = (0.0, 1.0),
+        radius_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self.base_model = base_model
+        self.sigma_fn = sigma if isinstance(sigma, SigmaFunction) else ConstantSigma(float(sigma))
+        self.input_bounds = input_bounds
+        self.radius_kwargs = dict(radius_kwargs or {})
+
+    @property
+    def device(self) -> torch.device | None:
+        """Device of the base model's first parameter or buffer (None for a model without state)."""
+        for tensor in itertools.chain(self.base_model.parameters(), self.base_model.buffers()):
+            return tensor.device
+        return None
+
+    def check_input(self, x: Tensor) -> None:
+        """Raise ValueError if x is not finite or lies outside ``input_bounds`` (e.g. a normalised image)."""
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError("smoothing input contains NaN or infinite values")
+        if self.input_bounds is None:
+            return
+        low, high = self.input_bounds
+        x_min, x_max = float(x.min()), float(x.max())
+        if x_min < low or x_max > high:
+            raise ValueError(
+                f"smoothing input has values in [{x_min:.4g}, {x_max:.4g}], "
+                f"outside input_bounds={self.input_bounds}. "
+                "Noise levels and radii are in pixel units: pass un-normalised images in [0, 1] and put the "
+                "normalisation inside the model as its first layer; for feature vectors construct "
+                "SmoothedClassifier(..., input_bounds=None)."
+            )
+
+    def sigma_at(self, x: Tensor) -> float:
+        """sigma(x) for a single example x (no batch dimension)."""
+        return self._prepare(x)[1]
+
+    def sample_counts(
+        self, x: Tensor, num_samples: int, batch_size: int, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Class counts (K,) of f(x + sigma(x) eps) over ``num_samples`` draws, ``batch_size`` at a time.
+
+        x is a single example without batch dimension, e.g. (C, H, W) or (D,). Noise is drawn on the
+        model's device (or on the generator's device, then moved); counts are accumulated per batch,
+        so memory does not depend on ``num_samples``. Returns a CPU LongTensor.
+        """
+        x_dev, sigma = self._prepare(x)
+        return self._counts(x_dev, sigma, num_samples, batch_size, generator)
+
+    def predict(
+        self, x: Tensor, n: int, alpha: float, batch_size: int, generator: torch.Generator | None = None
+    ) -> int:
+        """Cohen et al.'s PREDICT: top class if the binomial test of the top two counts has p <= alpha,
+        else ``ABSTAIN`` (-1). Returns a class other than g(x) with probability at most alpha."""
+        x_dev, sigma = self._prepare(x)
+        counts = self._counts(x_dev, sigma, n, batch_size, generator)
+        top = torch.topk(counts, min(2, counts.numel()))
+        n1 = int(top.values[0])
+        n2 = int(top.values[1]) if counts.numel() > 1 else 0
+        if binomial_abstain_pvalue(n1, n2) > alpha:
+            return ABSTAIN
+        return int(top.indices[0])
+
+    def certify(
+        self,
+        x: Tensor,
+        n0: int,
+        n: int,
+        alpha: float,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+    ) -> CertifyResult:
+        """Cohen et al.'s CERTIFY: select c_A on n0 samples, bound p_A on n fresh samples (Clopper-Pearson,
+        level 1 - alpha), abstain when p_A_lower <= 1/2, else radius sigma Phi^-1(p_A_lower) for constant
+        sigma or Suekenik et al.'s input-dependent radius when ``sigma_fn.semi_elasticity > 0``."""
+        x_dev, sigma = self._prepare(x)
+        # Selection and estimation use independent draws (the generator advances between them).
+        counts0 = self._counts(x_dev, sigma, n0, batch_size, generator)
+        c_a = int(counts0.argmax())
+        counts = self._counts(x_dev, sigma, n, batch_size, generator)
+        n_a = int(counts[c_a])
+        p_low = float(clopper_pearson_lower(n_a, n, alpha))
+        rate = float(self.sigma_fn.semi_elasticity)
+        method = "input_dependent" if rate > 0 else "cohen"
+        if p_low <= 0.5:
+            return CertifyResult(ABSTAIN, 0.0, p_low, sigma, n_a, n, method, counts0, counts)
+        if rate > 0:
+            radius = input_dependent_radius(p_low, sigma, rate, dim=x.numel(), **self.radius_kwargs)
+        else:
+            radius = cohen_radius(p_low, sigma)
+        return CertifyResult(c_a, float(radius), p_low, sigma, n_a, n, method, counts0, counts)
+
+    def certify_batch(
+        self,
+        x: Tensor,
+        n0: int,
+        n: int,
+        alpha: float,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+    ) -> list[CertifyResult]:
+        """``certify`` for each example of a batch x (B, ...), one after the other."""
+        return [self.certify(xi, n0, n, alpha, batch_size, generator) for xi in x]
+
+    def predict_batch(
+        self, x: Tensor, n: int, alpha: float, batch_size: int, generator: torch.Generator | None = None
+    ) -> np.ndarray:
+        """``predict`` for each example of a batch x (B, ...); returns an int array (-1 = abstain)."""
+        return np.array([self.predict(xi, n, alpha, batch_size, generator) for xi in x], dtype=np.int64)
+
+    def _prepare(self, x: Tensor) -> tuple[Tensor, float]:
+        """Check the bounds, move x to the model's device (if it has one) as float, evaluate sigma(x)."""
+        self.check_input(x)
+        device = self.device
+        if device is not None:
+            x = x.to(device)
+        if not x.is_floating_point():
+            x = x.float()
+        with torch.no_grad():
+            sigma = float(self.sigma_fn(x.unsqueeze(0)).reshape(-1)[0])
+        if not sigma > 0:
+            raise ValueError(f"sigma(x) must be positive, got {sigma}")
+        return x, sigma
+
+    def _counts(
+        self, x: Tensor, sigma: float, num_samples: int, batch_size: int, generator: torch.Generator | None
+    ) -> Tensor:
+        if num_samples < 1 or batch_size < 1:
+            raise ValueError(f"num_samples and batch_size must be >= 1, got {num_samples}, {batch_size}")
+        device = x.device
+        noise_device = generator.device if generator is not None else device
+        counts: Tensor | None = None
+        remaining = num_samples
+        with torch.no_grad(), _eval_mode(self.base_model):
+            while remaining > 0:
+                size = min(batch_size, remaining)
+                remaining -= size
+                noise = torch.randn((size, *x.shape), generator=generator, device=noise_device, dtype=x.dtype)
+                # No clipping of x + noise (Cohen et al.): the certificate is for the unclipped Gaussian.
+                logits = self.base_model(x.unsqueeze(0) + sigma * noise.to(device))
+                if logits.dim() != 2 or logits.shape[0] != size:
+                    raise ValueError(f"base model must return (batch, K) logits, got {tuple(logits.shape)}")
+                votes = torch.bincount(logits.argmax(dim=1), minlength=logits.shape[1])
+                counts = votes if counts is None else counts + votes
+        assert counts is not None
+        return counts.cpu()

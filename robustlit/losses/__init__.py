@@ -1,0 +1,34 @@
+"""Pure-torch losses and weightings (no Lightning import), testable on their own."""
+
+from robustlit.losses.dro import (
+    RunningNormaliser,
+    dro_objective,
+    dro_weights,
+    log_barrier_penalty,
+    weighted_mean,
+)
+from robustlit.losses.instance_weights import gairat_weights, mail_weights, probabilistic_margin
+from robustlit.losses.label_smoothing import (
+    AdaptiveSmoothingSchedule,
+    bin_confidence_accuracy,
+    smoothed_cross_entropy,
+    smoothed_targets,
+)
+from robustlit.losses.robustness_score import RobustnessScore, robustness_score
+
+__all__ = [
+    "AdaptiveSmoothingSchedule",
+    "RobustnessScore",
+    "RunningNormaliser",
+    "bin_confidence_accuracy",
+    "dro_objective",
+    "dro_weights",
+    "gairat_weights",
+    "log_barrier_penalty",
+    "mail_weights",
+    "probabilistic_margin",
+    "robustness_score",
+    "smoothed_cross_entropy",
+    "smoothed_targets",
+    "weighted_mean",
+]

@@ -1,0 +1,126 @@
+"""The shared LightningModule of every robustlit method."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
+
+from robustlit.models.normalize import Normalize
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+def _default_optimizer(params) -> torch.optim.Optimizer:  # noqa: ANN001 - signature fixed by Lightning
+    return torch.optim.Adam(params, lr=1e-3)
+
+
+class RobustClassifier(pl.LightningModule):
+    """Base module: ``classifier = Normalize(mean, std) -> backbone``, mapping [0, 1] inputs to logits.
+
+    A method overrides :meth:`training_loss` (or :meth:`per_example_loss`); evaluation attacks and
+    certification are callbacks that read :attr:`classifier`, :attr:`num_classes` and :attr:`bounds`.
+    Validation/test log clean accuracy, ECE (15 bins) and NLL.
+
+    Args:
+        backbone: any ``nn.Module`` mapping normalised inputs to ``num_classes`` logits.
+        num_classes: number of classes (linked from the DataModule by the CLI).
+        mean, std: per-channel normalisation statistics (linked from the DataModule by the CLI).
+        bounds: input domain ([0, 1] for images, ``None`` for unbounded feature vectors).
+        optimizer: optimizer factory, e.g. ``torch.optim.SGD`` with init_args in the config.
+        lr_scheduler: optional LR scheduler factory (stepped once per epoch).
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int = 10,
+        mean: Sequence[float] = (0.0,),
+        std: Sequence[float] = (1.0,),
+        bounds: tuple[float, float] | None = (0.0, 1.0),
+        optimizer: OptimizerCallable = _default_optimizer,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        self.num_classes = num_classes
+        self.bounds = tuple(bounds) if bounds is not None else None
+        self.classifier = nn.Sequential(Normalize(mean, std), backbone)
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = lr_scheduler
+        self.val_metrics = self._metrics("val/")
+        self.test_metrics = self._metrics("test/")
+
+    def _metrics(self, prefix: str) -> MetricCollection:
+        return MetricCollection(
+            {
+                "acc": MulticlassAccuracy(self.num_classes, average="micro"),
+                "ece": MulticlassCalibrationError(self.num_classes, n_bins=15, norm="l1"),
+                "nll": MeanMetric(),
+            },
+            prefix=prefix,
+        )
+
+    @property
+    def backbone(self) -> nn.Module:
+        return self.classifier[1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(x)
+
+    # ---- training ---------------------------------------------------------------------------------
+    def per_example_loss(self, x: Tensor, y: Tensor) -> Tensor:
+        """Per-example training loss (N,). The default is plain cross-entropy (ERM)."""
+        return F.cross_entropy(self(x), y, reduction="none")
+
+    def training_loss(self, x: Tensor, y: Tensor) -> Tensor:
+        """Scalar loss minimised by the optimizer; the mean of :meth:`per_example_loss` by default."""
+        return self.per_example_loss(x, y).mean()
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, y = batch
+        loss = self.training_loss(x, y)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"training loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}. "
+                "Lower the learning rate (or add gradient clipping: --trainer.gradient_clip_val 1.0) and resume "
+                "from the last good checkpoint with --ckpt_path <run dir>/checkpoints/last.ckpt."
+            )
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        return loss
+
+    # ---- evaluation --------------------------------------------------------------------------------
+    def _evaluate(self, batch: tuple[Tensor, Tensor], metrics: MetricCollection) -> None:
+        x, y = batch
+        logits = self(x)
+        metrics["acc"].update(logits, y)
+        metrics["ece"].update(logits.softmax(dim=1), y)
+        metrics["nll"].update(F.cross_entropy(logits, y, reduction="none"))
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=False, batch_size=len(y))
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, self.val_metrics)
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, self.test_metrics)
+
+    def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        x = batch[0]
+        probs = self(x).softmax(dim=1)
+        return {"prediction": probs.argmax(dim=1), "probabilities": probs}
+
+    # ---- optimisation ------------------------------------------------------------------------------
+    def configure_optimizers(self):  # noqa: ANN201 - Lightning accepts several return types
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        optimizer = self.optimizer_factory(trainable)
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}

@@ -1,0 +1,9 @@
+"""Models: all map [0, 1] inputs to logits; normalisation is a layer inside (DESIGN contracts 1-2)."""
+
+from robustlit.models.linear import LinearClassifier
+from robustlit.models.normalize import Normalize
+from robustlit.models.preact_resnet import PreActResNet18
+from robustlit.models.small_cnn import SmallCNN
+from robustlit.models.wide_resnet import WideResNet
+
+__all__ = ["LinearClassifier", "Normalize", "PreActResNet18", "SmallCNN", "WideResNet"]

@@ -1,0 +1,32 @@
+"""A small CNN for 8x8 digits and 28x28 MNIST."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class SmallCNN(nn.Module):
+    """conv(32)-conv(64)-pool-conv(128)-pool-FC(hidden)-FC(K); works for any input size >= 8x8.
+
+    A scaled-down relative of TRADES' MNIST SmallCNN (methods.md 2.2), sized to train in seconds
+    on CPU. Global average pooling after the conv stack makes it input-size agnostic.
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, width: int = 32, hidden: int = 128) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(2 * width, 4 * width, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(2),
+        )
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(16 * width, hidden), nn.ReLU(), nn.Linear(hidden, num_classes)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
