@@ -174,7 +174,12 @@ class AdversarialEvaluation(Callback):
         label = torch.cat([r["label"] for r in rows])[order]
         clean = torch.cat([r["clean"] for r in rows])[order]
         robust = torch.cat([r["robust"] for r in rows])[order]
-        summary = {"num_examples": n, "clean_acc": clean.float().mean().item(), "attacks": {}}
+        summary = {
+            "num_examples": n,
+            "clean_acc": clean.float().mean().item(),
+            "worst_fraction": self.worst_fraction,
+            "attacks": {},
+        }
         columns = [(s.metric_name, robust[:, k], asdict(s)) for k, s in enumerate(self.attacks)]
         columns.append(("ensemble", robust.all(dim=1), {"name": "ensemble", "of": [s.metric_name for s in self.attacks]}))
         for name, ok, spec in columns:

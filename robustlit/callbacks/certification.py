@@ -1,0 +1,350 @@
+"""Randomized-smoothing certification as a Lightning callback (Cohen et al. 2019; Suekenik et al. 2022;
+methods.md 7.2 and 8.2; DESIGN contracts 5 and 6)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+import torch.distributed as dist
+from jsonargparse.typing import NonNegativeFloat, OpenUnitInterval, PositiveFloat, PositiveInt
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+from torch import nn
+from torch.utils.data import Dataset
+
+from robustlit.callbacks.adversarial_evaluation import _dataset_of
+from robustlit.callbacks.certification_report import certified_accuracy_figure, print_certification_table
+from robustlit.certify.report import (
+    CertificationRow,
+    CertificationWriter,
+    average_certified_radius,
+    certified_accuracy,
+    read_rows,
+)
+from robustlit.certify.sigma import ConstantSigma, SigmaFunction
+from robustlit.certify.smoothing import ABSTAIN, SmoothedClassifier
+from robustlit.utils.distributed import gather_objects, world
+from robustlit.utils.fingerprint import model_fingerprint
+
+Stage = Literal["validate", "test"]
+DEFAULT_RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def _barrier() -> None:
+    if world()[1] > 1:
+        dist.barrier()
+
+
+class Certification(Callback):
+    """Certify the Gaussian-smoothed model with Cohen et al.'s CERTIFY on validation/test examples.
+
+    Each selected example (dataset indices ``0, skip, 2 skip, ...``, the first ``num_examples`` of them)
+    gets a prediction (or abstention) and a certified l2 radius in pixel units from n0 selection and n
+    estimation samples at level 1 - alpha (Clopper-Pearson). Constant sigma uses ``sigma Phi^-1(p_A)``;
+    an input-dependent sigma(x) uses Suekenik et al.'s radius (never the constant-sigma formula).
+    Logged: ``<stage>/certified_acc/r_<radius>`` (correct and radius >= r; abstentions count as wrong),
+    ``<stage>/average_certified_radius`` and ``<stage>/abstain_rate``; sigma, n0, n and alpha are in the
+    table title, the TensorBoard text ``<stage>/certification_settings`` and the JSON summary
+    ``certification_<stage>.json`` in the log dir. The certified-accuracy-vs-radius curve goes to
+    TensorBoard (``<stage>/certified_accuracy_curve``).
+
+    Rows ``idx label predict radius correct time`` (the TSV of Cohen et al.'s ``certify.py``) are
+    appended and flushed as they finish, into a file named after the stage, sigma, n0, n, alpha and a hash
+    of the model weights and sigma function. Running the same command again skips the examples already
+    in the file: every example's noise is seeded by its dataset index, so an interrupted-and-resumed run
+    gives the rows of an uninterrupted one. Under DDP the examples are dealt round-robin to the ranks
+    (no padding), each rank appends to ``<file>.part<rank>``, and rank 0 merges all rows, sorted by idx,
+    into the file at the end: a 2-process run reports exactly the 1-process figures.
+
+    Args:
+        n0: selection samples per example (100 in Cohen et al.).
+        n: estimation samples per example (100,000 in Cohen et al.).
+        alpha: failure probability of each certificate.
+        batch_size: noise samples per forward pass.
+        num_examples: how many examples to certify (``None``: all selected by ``skip``).
+        skip: certify every ``skip``-th example (Cohen et al.: 20 on CIFAR-10).
+        radii: radii at which certified accuracy is logged.
+        stages: run at ``validate`` (including validation during fit) and/or ``test``.
+        every_n_epochs: frequency during fit (the last epoch always runs).
+        sigma: noise level for a model without its own sigma function (e.g. ``Standard``, ``TRADES``); a
+            :class:`GaussianSmoothing` model is certified with its own ``sigma_fn`` unless
+            ``override_model_sigma`` is true.
+        override_model_sigma: certify with ``sigma`` even when the model has its own sigma function.
+        output_dir: directory of the TSV files; default ``<run of --ckpt_path>/certification`` when a
+            checkpoint is given (so that rerunning the same command resumes), else ``<log dir>/certification``.
+        file_name: TSV file name instead of the automatic one (a sidecar ``.json`` guards against resuming
+            it with another model or other settings).
+        resume: keep and skip finished rows; ``False`` deletes the file first.
+        seed: base seed of the noise (example ``idx`` uses ``seed + 1_000_003 * idx``).
+        radius_kwargs: grid sizes for the input-dependent radius (``input_dependent_radius``).
+        print_table: print a rich table at the end (rank 0).
+    """
+
+    def __init__(
+        self,
+        n0: PositiveInt = 100,
+        n: PositiveInt = 10_000,
+        alpha: OpenUnitInterval = 0.001,
+        batch_size: PositiveInt = 1000,
+        num_examples: PositiveInt | None = 500,
+        skip: PositiveInt = 1,
+        radii: list[NonNegativeFloat] | None = None,
+        stages: list[Stage] | None = None,
+        every_n_epochs: PositiveInt = 1,
+        sigma: SigmaFunction | PositiveFloat | None = None,
+        override_model_sigma: bool = False,
+        output_dir: str | None = None,
+        file_name: str | None = None,
+        resume: bool = True,
+        seed: int = 0,
+        radius_kwargs: dict[str, Any] | None = None,
+        print_table: bool = True,
+    ) -> None:
+        for name, value in (("n0", n0), ("n", n), ("batch_size", batch_size), ("skip", skip)):
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise ValueError(f"Certification: {name} must be a positive integer; got {value!r}")
+        if num_examples is not None and num_examples < 1:
+            raise ValueError(f"Certification: num_examples must be >= 1 or None (all); got {num_examples}")
+        if not 0.0 < alpha < 1.0:
+            raise ValueError(f"Certification: alpha must lie in (0, 1), e.g. 0.001; got {alpha}")
+        radii = list(DEFAULT_RADII if radii is None else radii)
+        if not radii or any(r < 0 for r in radii):
+            raise ValueError(f"Certification: radii must be a non-empty list of values >= 0; got {radii}")
+        if sigma is not None and not isinstance(sigma, SigmaFunction) and not sigma > 0:
+            raise ValueError(f"Certification: sigma must be positive (pixel units); got {sigma}")
+        if override_model_sigma and sigma is None:
+            raise ValueError("Certification: override_model_sigma=true needs a sigma to override with")
+        self.n0, self.n, self.alpha, self.batch_size = int(n0), int(n), float(alpha), int(batch_size)
+        self.num_examples, self.skip, self.radii = num_examples, int(skip), sorted(radii)
+        self.stages = set(stages or ["test"])
+        self.every_n_epochs = every_n_epochs
+        self.sigma_fn = sigma if isinstance(sigma, SigmaFunction) or sigma is None else ConstantSigma(sigma)
+        self.override_model_sigma = override_model_sigma
+        self.output_dir = Path(output_dir) if output_dir else None
+        self.file_name, self.resume, self.seed = file_name, resume, seed
+        self.radius_kwargs = dict(radius_kwargs or {})
+        self.print_table = print_table
+        self.results: dict[str, dict] = {}
+
+    # ---- hooks -----------------------------------------------------------------------------------
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if "validate" not in self.stages or trainer.sanity_checking:
+            return
+        if trainer.state.fn == "fit":
+            last_epoch = trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs
+            if (trainer.current_epoch + 1) % self.every_n_epochs != 0 and not last_epoch:
+                return
+        self._run(trainer, pl_module, "val", _dataset_of(trainer.val_dataloaders))
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if "test" in self.stages:
+            self._run(trainer, pl_module, "test", _dataset_of(trainer.test_dataloaders))
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._print("val")
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.state.fn == "validate":
+            self._print("val")
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._print("test")
+
+    # ---- certification ---------------------------------------------------------------------------
+    def sigma_for(self, pl_module: nn.Module) -> SigmaFunction:
+        """The model's own ``sigma_fn`` (GaussianSmoothing) unless overridden, else ``sigma``."""
+        own = getattr(pl_module, "sigma_fn", None)
+        if isinstance(own, SigmaFunction) and not self.override_model_sigma:
+            return own
+        if self.sigma_fn is None:
+            raise ValueError(
+                f"Certification: {type(pl_module).__name__} has no sigma function (sigma_fn). Train with "
+                "robustlit.methods.gaussian_smoothing.GaussianSmoothing, or give the callback a noise level, "
+                "e.g. `init_args: {sigma: 0.25}`."
+            )
+        return self.sigma_fn
+
+    def selected_indices(self, dataset_size: int) -> list[int]:
+        """Dataset indices to certify: every ``skip``-th, the first ``num_examples`` of them."""
+        indices = list(range(0, dataset_size, self.skip))
+        return indices if self.num_examples is None else indices[: self.num_examples]
+
+    def settings(self, sigma: SigmaFunction) -> dict[str, Any]:
+        """Everything that determines the certificates, as logged and stored next to the TSV."""
+        return {
+            "sigma": f"{type(sigma).__name__}({sigma.extra_repr()})",
+            "semi_elasticity": float(sigma.semi_elasticity),
+            "radius": "input_dependent" if sigma.semi_elasticity > 0 else "cohen",
+            "n0": self.n0,
+            "n": self.n,
+            "alpha": self.alpha,
+            "seed": self.seed,
+            "radius_kwargs": self.radius_kwargs,
+        }
+
+    def default_file_name(self, stage: str, model: nn.Module, sigma: SigmaFunction) -> str:
+        """``certify_<stage>_<sigma>_n0-<n0>_n-<n>_alpha-<alpha>_<hash of weights, sigma and settings>.tsv``."""
+        key = json.dumps(self.settings(sigma), sort_keys=True) + model_fingerprint(model) + model_fingerprint(sigma)
+        digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+        tag = f"sigma{sigma.sigma:g}" if isinstance(sigma, ConstantSigma) else type(sigma).__name__
+        return f"certify_{stage}_{tag}_n0-{self.n0}_n-{self.n}_alpha-{self.alpha:g}_{digest}.tsv"
+
+    def certify_dataset(
+        self,
+        model: nn.Module,
+        sigma: SigmaFunction,
+        dataset: Dataset,
+        bounds: tuple[float, float] | None,
+        path: str | Path,
+    ) -> dict[str, Any]:
+        """Certify the selected examples of ``dataset`` (finished rows in ``path`` are kept and skipped).
+
+        Collective under DDP (call it on every rank). Returns the summary (identical on all ranks).
+        """
+        path = Path(path)
+        indices = self.selected_indices(len(dataset))
+        if not indices:
+            raise ValueError("Certification: the evaluation dataset is empty")
+        finished = self._prepare_log(path, sigma, model)
+        rank, size = world()
+        todo = [i for i in indices if i not in finished]
+        smoothed = SmoothedClassifier(model, sigma, input_bounds=bounds, radius_kwargs=self.radius_kwargs)
+        own_path = path if size == 1 else path.with_name(f"{path.name}.part{rank}")
+        new: dict[int, CertificationRow] = {}
+        with CertificationWriter(own_path, resume=True) as writer:
+            for idx in todo[rank::size]:
+                row = self._certify_one(smoothed, dataset, idx)
+                writer.append_row(row)
+                new[idx] = row
+        for part in gather_objects(new):
+            finished.update(part)
+        self._merge_log(path, finished)
+        rows = [finished[i] for i in indices]
+        summary = self._summarise(rows, sigma)
+        summary.update(file=str(path), computed=len(todo), resumed=len(indices) - len(todo))
+        return summary
+
+    def _certify_one(self, smoothed: SmoothedClassifier, dataset: Dataset, idx: int) -> CertificationRow:
+        item = dataset[idx]
+        x, label = torch.as_tensor(item[0]), int(item[1])
+        device = smoothed.device or torch.device("cpu")
+        generator = torch.Generator(device=device).manual_seed(self.seed + 1_000_003 * idx)
+        start = time.perf_counter()
+        result = smoothed.certify(x, self.n0, self.n, self.alpha, self.batch_size, generator)
+        elapsed = time.perf_counter() - start
+        correct = int(result.prediction == label and result.prediction != ABSTAIN)
+        return CertificationRow(idx, label, result.prediction, result.radius, correct, elapsed)
+
+    def _prepare_log(self, path: Path, sigma: SigmaFunction, model: nn.Module) -> dict[int, CertificationRow]:
+        """Rank 0 starts or checks the sidecar; then every rank reads all finished rows (log and parts)."""
+        rank, _ = world()
+        meta_path = path.with_name(path.name + ".json")
+        meta = {**self.settings(sigma), "model_fingerprint": model_fingerprint(model)}
+        if rank == 0:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.resume:
+                for old in [path, meta_path, *self._parts(path)]:
+                    old.unlink(missing_ok=True)
+            if not meta_path.exists():
+                meta_path.write_text(json.dumps(meta, indent=2))
+        _barrier()
+        stored = json.loads(meta_path.read_text())
+        if stored != meta:
+            raise ValueError(
+                f"Certification: {path} was written for other settings or another model ({meta_path}: "
+                f"{stored}; now {meta}). Use another file_name, or resume: false to start it again."
+            )
+        finished: dict[int, CertificationRow] = {}
+        for log in [p for p in [path, *self._parts(path)] if p.exists()]:
+            finished.update(read_rows(log))
+        _barrier()  # nobody appends before every rank has read the same finished set
+        return finished
+
+    @staticmethod
+    def _parts(path: Path) -> list[Path]:
+        return sorted(path.parent.glob(f"{path.name}.part*"))
+
+    def _merge_log(self, path: Path, rows: dict[int, CertificationRow]) -> None:
+        """Rank 0 rewrites the log with every row sorted by idx (atomically) and removes the parts."""
+        _barrier()
+        if world()[0] == 0:
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.unlink(missing_ok=True)
+            with CertificationWriter(tmp, resume=False) as writer:
+                for idx in sorted(rows):
+                    writer.append_row(rows[idx])
+            tmp.replace(path)
+            for part in self._parts(path):
+                part.unlink()
+        _barrier()
+
+    def _summarise(self, rows: list[CertificationRow], sigma: SigmaFunction) -> dict[str, Any]:
+        radius = np.array([r.radius for r in rows], dtype=np.float64)
+        correct = np.array([r.correct for r in rows], dtype=bool)
+        return {
+            "num_examples": len(rows),
+            "settings": self.settings(sigma),
+            "certified_acc": dict(zip(self.radii, certified_accuracy(radius, correct, self.radii), strict=True)),
+            "average_certified_radius": average_certified_radius(radius, correct),
+            "abstain_rate": float(np.mean([r.predict == ABSTAIN for r in rows])),
+            "radius": radius.tolist(),
+            "correct": correct.tolist(),
+        }
+
+    # ---- logging ---------------------------------------------------------------------------------
+    def _output_path(
+        self, trainer: pl.Trainer, log_dir: str | None, stage: str, model: nn.Module, sigma: SigmaFunction
+    ) -> Path:
+        if self.output_dir is not None:
+            directory = self.output_dir
+        elif trainer.ckpt_path and Path(trainer.ckpt_path).is_file():
+            directory = Path(trainer.ckpt_path).resolve().parent.parent / "certification"
+        else:
+            directory = Path(log_dir or ".") / "certification"
+        return directory / (self.file_name or self.default_file_name(stage, model, sigma))
+
+    def _run(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str, dataset: Dataset) -> None:
+        model, sigma = pl_module.classifier, self.sigma_for(pl_module)
+        log_dir = trainer.log_dir  # a collective under DDP: read it on every rank
+        path = self._output_path(trainer, log_dir, stage, model, sigma)
+        summary = self.certify_dataset(model, sigma, dataset, getattr(pl_module, "bounds", (0.0, 1.0)), path)
+        summary["epoch"] = trainer.current_epoch
+        self.results[stage] = summary
+        log = {f"{stage}/certified_acc/r_{r:g}": acc for r, acc in summary["certified_acc"].items()}
+        log[f"{stage}/average_certified_radius"] = summary["average_certified_radius"]
+        log[f"{stage}/abstain_rate"] = summary["abstain_rate"]
+        pl_module.log_dict(log, on_step=False, on_epoch=True, sync_dist=True)
+        self._write(trainer, stage, summary, log_dir)
+
+    @rank_zero_only
+    def _write(self, trainer: pl.Trainer, stage: str, summary: dict[str, Any], log_dir: str | None) -> None:
+        if log_dir is not None:
+            json_path = Path(log_dir) / f"certification_{stage}.json"
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            short = {k: v for k, v in summary.items() if k not in ("radius", "correct")}
+            json_path.write_text(json.dumps(short, indent=2))
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                figure = certified_accuracy_figure(summary["radius"], summary["correct"], summary["settings"])
+                logger.experiment.add_figure(f"{stage}/certified_accuracy_curve", figure, trainer.global_step)
+                text = json.dumps({**summary["settings"], "file": summary["file"]}, indent=1)
+                logger.experiment.add_text(f"{stage}/certification_settings", text, trainer.global_step)
+
+    @rank_zero_only
+    def _print(self, stage: str) -> None:
+        if self.print_table and stage in self.results:
+            print_certification_table(self.results[stage], title=f"{stage}: randomized-smoothing certification")
+
+    def state_dict(self) -> dict:
+        return {"results": self.results}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.results = state_dict.get("results", {})

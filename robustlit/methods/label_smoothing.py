@@ -1,0 +1,254 @@
+"""Label-smoothing methods: uniform label smoothing and AR-AdaLS (Qin et al., NeurIPS 2021; methods.md 5).
+
+AR-AdaLS (adversarial-robustness-based adaptive label smoothing) trains with per-example smoothed
+targets ỹ = (1 − ε_r) onehot(y) + ε_r / K, where r is the example's robustness bin:
+
+1. every ``rescore_every_n_epochs`` epochs (and at the first validation of ``fit``) each training and
+   validation example gets a robustness score R(x), the smallest Linf radius on a grid at which PGD
+   flips the model's prediction (:func:`robustlit.losses.robustness_score.robustness_score`);
+2. the bin edges are the training scores' quantiles (R equal-size bins, bin 0 = least robust), and
+   validation examples are binned with the same edges;
+3. at every validation epoch end ε_r ← clip(ε_r + α (conf_r − acc_r), 0, 1) from the validation
+   examples of bin r (over-confident bins get more smoothing), and ε_r, the gaps and the counts are logged
+   as ``adals/eps/bin_<r>``, ``adals/gap/bin_<r>``, ``adals/val_count/bin_<r>``.
+
+All state (ε_r, edges, training and validation scores, last scoring epoch) lives in buffers, so it is
+checkpointed and restored on resume. Training batches are matched to their stored scores by dataset
+index: at ``setup("fit")`` the DataModule's ``train_dataset`` is wrapped in :class:`IndexedDataset`
+(batches become (x, y, index)). A training batch without indices (a user-supplied DataLoader) is scored
+on the fly instead, which is exact but costs one scoring per step. With training augmentation the stored
+score is that of the augmented view drawn when the set was scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, PositiveFloat, PositiveInt
+from torch import Tensor
+from torch.utils.data import Dataset, default_collate
+
+from robustlit.attacks.eval_mode import check_gradients_available
+from robustlit.losses.label_smoothing import AdaptiveSmoothingSchedule, bin_confidence_accuracy, smoothed_cross_entropy
+from robustlit.losses.robustness_score import RobustnessScore, ScoreLoss, robustness_score
+from robustlit.methods.base import RobustClassifier
+from robustlit.utils.distributed import gather_objects, my_batches
+
+#: Default robustness grid: 0.5/255 .. 32/255 (CIFAR-scale Linf radii).
+DEFAULT_RADII: tuple[float, ...] = tuple(r / 255 for r in (0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32))
+
+
+class LabelSmoothing(RobustClassifier):
+    """Uniform label smoothing (Szegedy et al. 2016): CE against ỹ = (1 − ε) onehot(y) + ε / K on clean inputs.
+
+    Args:
+        smoothing: ε ∈ [0, 1] (0 is plain cross-entropy).
+        **kwargs: see :class:`RobustClassifier`.
+    """
+
+    def __init__(self, smoothing: ClosedUnitInterval = 0.1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not 0.0 <= smoothing <= 1.0:
+            raise ValueError(f"smoothing must lie in [0, 1]; got {smoothing}")
+        self.smoothing = smoothing
+
+    def per_example_loss(self, x: Tensor, y: Tensor) -> Tensor:
+        return smoothed_cross_entropy(self(x), y, self.smoothing)
+
+
+class IndexedDataset(Dataset):
+    """Wraps a dataset so that item i becomes (x, y, i): lets a method find per-example state by index."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[Any, Any, int]:
+        item = self.dataset[index]
+        return item[0], item[1], index
+
+
+def _dataset_of(loaders: object) -> Dataset:
+    loader = loaders[0] if isinstance(loaders, list | tuple) else loaders
+    return loader.dataset  # type: ignore[union-attr]
+
+
+class ARAdaLS(RobustClassifier):
+    """Adversarial-robustness-based adaptive label smoothing (AR-AdaLS, methods.md 5.1-5.2).
+
+    Args:
+        num_bins: number R of robustness bins.
+        radii: increasing Linf grid of the robustness score (pixel units); default 0.5/255 .. 32/255.
+        score_steps: PGD steps per radius of the score.
+        score_step_size_factor: PGD step = factor · radius.
+        score_loss: ``ce`` (against the predicted class) or ``margin``.
+        init_eps: initial ε_r of every bin (also used before the first scoring).
+        eps_step: α of the update ε_r ← clip(ε_r + α (conf_r − acc_r), 0, 1).
+        rescore_every_n_epochs: recompute the scores and bin edges every this many epochs.
+        score_batch_size: batch size of the scoring and validation passes.
+        num_val_examples: use the first this many validation examples for the update (``None``: all).
+        **kwargs: see :class:`RobustClassifier`.
+    """
+
+    train_scores: Tensor
+    val_scores: Tensor
+    scored_epoch: Tensor
+
+    def __init__(
+        self,
+        num_bins: PositiveInt = 10,
+        radii: list[PositiveFloat] | None = None,
+        score_steps: PositiveInt = 10,
+        score_step_size_factor: PositiveFloat = 0.25,
+        score_loss: ScoreLoss = "ce",
+        init_eps: ClosedUnitInterval = 0.0,
+        eps_step: NonNegativeFloat = 1.0,
+        rescore_every_n_epochs: PositiveInt = 5,
+        score_batch_size: PositiveInt = 256,
+        num_val_examples: PositiveInt | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.radii = self._check_radii(DEFAULT_RADII if radii is None else radii)
+        for name, value in (("num_bins", num_bins), ("score_steps", score_steps),
+                            ("rescore_every_n_epochs", rescore_every_n_epochs), ("score_batch_size", score_batch_size)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1; got {value}")
+        if score_step_size_factor <= 0:
+            raise ValueError(f"score_step_size_factor must be > 0; got {score_step_size_factor}")
+        if eps_step < 0:
+            raise ValueError(f"eps_step must be >= 0; got {eps_step}")
+        if score_loss not in ("ce", "margin"):
+            raise ValueError(f"score_loss must be 'ce' or 'margin'; got {score_loss!r}")
+        self.num_bins, self.score_steps, self.score_step_size_factor = num_bins, score_steps, score_step_size_factor
+        self.score_loss, self.init_eps, self.eps_step = score_loss, float(init_eps), eps_step
+        self.rescore_every_n_epochs, self.score_batch_size = rescore_every_n_epochs, score_batch_size
+        self.num_val_examples = num_val_examples
+        self.schedule = AdaptiveSmoothingSchedule(num_bins=num_bins, init_eps=init_eps)
+        self.register_buffer("train_scores", torch.zeros(0))
+        self.register_buffer("val_scores", torch.zeros(0))
+        self.register_buffer("scored_epoch", torch.tensor(-1, dtype=torch.long))
+        self._train_index: Tensor | None = None
+
+    def _check_radii(self, radii: Sequence[float]) -> tuple[float, ...]:
+        radii = tuple(float(r) for r in radii)
+        if not radii or radii[0] <= 0 or any(b <= a for a, b in zip(radii, radii[1:], strict=False)):
+            raise ValueError(f"radii must be a non-empty, strictly increasing list of positive radii; got {list(radii)}")
+        if self.bounds == (0.0, 1.0) and radii[-1] > 1:
+            raise ValueError(f"radii are Linf radii in [0, 1] pixel units; got a largest radius of {radii[-1]}")
+        return radii
+
+    # ---- checkpoints: the score buffers change size ---------------------------------------------------
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any, **kwargs: Any) -> None:
+        for name in ("train_scores", "val_scores"):
+            if prefix + name in state_dict:
+                setattr(self, name, torch.empty_like(state_dict[prefix + name], device=getattr(self, name).device))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    # ---- training -------------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        """Wrap the DataModule's training set so that batches carry dataset indices (see module docstring)."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        dataset = getattr(datamodule, "train_dataset", None)
+        if stage == "fit" and dataset is not None and not isinstance(dataset, IndexedDataset):
+            datamodule.train_dataset = IndexedDataset(dataset)
+
+    def training_step(self, batch: Sequence[Tensor], batch_idx: int) -> Tensor:
+        self._train_index = batch[2] if len(batch) > 2 else None
+        try:
+            return super().training_step((batch[0], batch[1]), batch_idx)
+        finally:
+            self._train_index = None
+
+    def score(self, x: Tensor) -> RobustnessScore:
+        """Robustness scores of ``x`` under the current model (gradients needed; attack discipline inside)."""
+        return robustness_score(
+            self.classifier,
+            x,
+            self.radii,
+            steps=self.score_steps,
+            step_size_factor=self.score_step_size_factor,
+            bounds=self.bounds,
+            loss=self.score_loss,
+        )
+
+    def example_eps(self, x: Tensor) -> Tensor | float:
+        """ε of each training example: its bin's ε_r (stored score by index, else scored now), or init_eps."""
+        if not bool(self.schedule.fitted):
+            return self.init_eps
+        index = self._train_index
+        if index is not None and self.train_scores.numel() > int(index.max()):
+            scores = self.train_scores[index.to(self.train_scores.device)]
+        else:
+            scores = self.score(x).radius
+        return self.schedule.eps_for(scores)
+
+    def per_example_loss(self, x: Tensor, y: Tensor) -> Tensor:
+        return smoothed_cross_entropy(self(x), y, self.example_eps(x))
+
+    # ---- schedule updates (validation epoch end) ---------------------------------------------------------
+    def _training_dataset(self) -> Dataset:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        dataset = getattr(datamodule, "train_dataset", None)
+        return dataset if dataset is not None else _dataset_of(self.trainer.train_dataloader)
+
+    def _map_sharded(self, dataset: Dataset, n: int, fn: Any) -> Tensor:
+        """fn(x, y) -> (B, ...) over the first n examples in whole batches dealt to ranks; gathered, in order."""
+        rows = []
+        for _, indices in my_batches(n, self.score_batch_size):
+            x, y = default_collate([dataset[i] for i in indices])[:2]
+            rows.append((torch.tensor(indices), fn(x.to(self.device), y.to(self.device)).cpu()))
+        parts = [row for part in gather_objects(rows) for row in part]
+        index = torch.cat([p[0] for p in parts])
+        values = torch.cat([p[1] for p in parts])
+        out = torch.empty((n, *values.shape[1:]), dtype=values.dtype)
+        out[index] = values
+        return out.to(self.device)
+
+    def _predict(self, x: Tensor, y: Tensor) -> Tensor:
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                return torch.cat([self(x).softmax(dim=1), y.view(-1, 1).to(x.dtype)], dim=1)
+        finally:
+            self.train(was_training)
+
+    def rescore(self, train_dataset: Dataset, val_dataset: Dataset, num_val: int) -> None:
+        """Score the training set and the first ``num_val`` validation examples; refit the bin edges."""
+        check_gradients_available()
+        self.train_scores = self._map_sharded(train_dataset, len(train_dataset), lambda x, y: self.score(x).radius)
+        self.val_scores = self._map_sharded(val_dataset, num_val, lambda x, y: self.score(x).radius)
+        self.schedule.fit_bins(self.train_scores)
+        self.scored_epoch.fill_(self.current_epoch)
+
+    def update_schedule(self, val_dataset: Dataset, num_val: int) -> tuple[Tensor, Tensor, Tensor]:
+        """ε_r ← clip(ε_r + α (conf_r − acc_r), 0, 1) from the validation bins; returns (eps, gap, count)."""
+        out = self._map_sharded(val_dataset, num_val, self._predict)
+        probs, labels = out[:, :-1], out[:, -1].long()
+        bins = self.schedule.assign(self.val_scores[:num_val])
+        conf, acc, counts = bin_confidence_accuracy(probs, labels, bins, self.num_bins)
+        eps = self.schedule.update(conf, acc, counts, self.eps_step)
+        return eps, conf - acc, counts
+
+    def on_validation_epoch_end(self) -> None:
+        trainer = self.trainer
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        val_dataset = _dataset_of(trainer.val_dataloaders)
+        num_val = len(val_dataset) if self.num_val_examples is None else min(self.num_val_examples, len(val_dataset))
+        due = not bool(self.schedule.fitted) or (self.current_epoch + 1) % self.rescore_every_n_epochs == 0
+        if due or self.val_scores.numel() != num_val:
+            self.rescore(self._training_dataset(), val_dataset, num_val)
+        eps, gap, counts = self.update_schedule(val_dataset, num_val)
+        log = {"adals/mean_train_score": self.train_scores.mean()}
+        for r in range(self.num_bins):
+            log[f"adals/eps/bin_{r}"] = eps[r]
+            log[f"adals/val_count/bin_{r}"] = counts[r]
+            if counts[r] > 0:
+                log[f"adals/gap/bin_{r}"] = gap[r]
+        self.log_dict(log, on_step=False, on_epoch=True)
