@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import torch
 from torch import nn
+
+#: Checkpoint entry holding the import path of the method that wrote it (set by RobustClassifier).
+CLASS_PATH_KEY = "robustlit_class_path"
 
 
 class CheckpointError(RuntimeError):
@@ -13,9 +17,11 @@ class CheckpointError(RuntimeError):
 
 
 def load_module(ckpt_path: str | Path, map_location: str | torch.device = "cpu"):  # noqa: ANN201
-    """The full LightningModule (method, hyperparameters and weights) stored in ``ckpt_path``."""
-    from robustlit.methods.base import RobustClassifier
+    """The full LightningModule (method, hyperparameters, weights) stored in ``ckpt_path``, in eval mode.
 
+    Checkpoints are unpickled (``weights_only=False``: a backbone passed as a module in user code is
+    stored as an object), so load only checkpoints you trust.
+    """
     path = Path(ckpt_path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint file at {path.resolve()}")
@@ -26,12 +32,14 @@ def load_module(ckpt_path: str | Path, map_location: str | torch.device = "cpu")
             f"cannot read {path}: {type(error).__name__}: {error}. The file is corrupt or truncated (a run "
             "stopped while saving?); use another checkpoint, e.g. last.ckpt or best.ckpt of the same run."
         ) from error
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
+    if not isinstance(checkpoint, dict) or not {"state_dict", "hyper_parameters"} <= checkpoint.keys():
         raise CheckpointError(f"{path} is not a Lightning checkpoint of a robustlit method")
+    class_path = checkpoint.get(CLASS_PATH_KEY) or checkpoint["hyper_parameters"].get("_class_path")
+    method = _import_method(class_path, path)
     try:
-        return RobustClassifier.load_from_checkpoint(path, map_location=map_location, weights_only=False)
+        return _rebuild(method, checkpoint).to(map_location)
     except Exception as error:
-        raise CheckpointError(f"cannot rebuild the model stored in {path}: {error}") from error
+        raise CheckpointError(f"cannot rebuild the {method.__name__} stored in {path}: {error}") from error
 
 
 def load_classifier(ckpt_path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
@@ -39,7 +47,49 @@ def load_classifier(ckpt_path: str | Path, map_location: str | torch.device = "c
 
     Ready for torchattacks, AutoAttack or RobustBench-style evaluation::
 
-        model = robustlit.load_classifier("runs/robustlit/version_0/checkpoints/best.ckpt")
+        model = robustlit.load_classifier("runs/digits-trades/version_0/checkpoints/best.ckpt")
         x_adv = torchattacks.PGD(model, eps=8/255)(x, y)
     """
     return load_module(ckpt_path, map_location).classifier.eval()
+
+
+def _rebuild(method: type, checkpoint: dict):  # noqa: ANN202 - returns a RobustClassifier
+    """Instantiate ``method`` from the stored hyperparameters, then load module state and weights.
+
+    Lightning's ``load_from_checkpoint`` called on a base class without ``**kwargs`` drops the stored
+    class path and builds the base class; here the class is resolved first, and CLI-saved nested
+    ``class_path`` configs (the backbone) are built with jsonargparse.
+    """
+    from jsonargparse import ArgumentParser
+
+    hparams = dict(checkpoint["hyper_parameters"])
+    from_cli = hparams.pop("_instantiator", None) is not None
+    hparams.pop("_class_path", None)
+    if from_cli:
+        parser = ArgumentParser(exit_on_error=False)
+        parser.add_class_arguments(method, "module", fail_untyped=False)
+        module = parser.instantiate_classes(parser.parse_object({"module": hparams})).module
+    else:
+        module = method(**hparams)
+    module.on_load_checkpoint(checkpoint)
+    module.load_state_dict(checkpoint["state_dict"])
+    return module.eval()
+
+
+def _import_method(class_path: str | None, path: Path) -> type:
+    """The LightningModule class named in the checkpoint."""
+    from robustlit.methods.base import RobustClassifier
+
+    if not class_path:
+        raise CheckpointError(f"{path} does not say which robustlit method wrote it")
+    module_name, _, name = class_path.rpartition(".")
+    try:
+        method = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as error:
+        raise CheckpointError(
+            f"{path} was written by {class_path}, which cannot be imported ({error}). Put the module that "
+            "defines it on PYTHONPATH (or import it) before loading."
+        ) from error
+    if not (isinstance(method, type) and issubclass(method, RobustClassifier)):
+        raise CheckpointError(f"{path} names {class_path}, which is not a robustlit method (RobustClassifier)")
+    return method

@@ -30,6 +30,12 @@ class RobustLitCLI(LightningCLI):
     """
 
     def add_arguments_to_parser(self, parser: Any) -> None:
+        parser.add_argument(
+            "--test_after_fit",
+            type=bool,
+            default=False,
+            help="After `fit`, run `test` on the best checkpoint (ignored by other subcommands).",
+        )
         for key in ("num_classes", "mean", "std", "bounds"):
             parser.link_arguments(f"data.{key}", f"model.init_args.{key}", apply_on="instantiate")
 
@@ -48,6 +54,10 @@ class RobustLitCLI(LightningCLI):
             callbacks.append(RobustCheckpoint(monitor=monitor, mode="max", save_last=True, filename="best"))
         config["callbacks"] = callbacks
         return super().instantiate_trainer(**kwargs)
+
+    def after_fit(self) -> None:
+        if self.config.get(self.subcommand, {}).get("test_after_fit"):
+            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best")
 
 
 def main(args: list[str] | None = None, run: bool = True) -> RobustLitCLI:

@@ -4,11 +4,11 @@ from robustlit.attacks.eval_mode import attack_mode, check_gradients_available
 from robustlit.attacks.pgd import pgd_attack, project
 from robustlit.attacks.registry import build_attack
 from robustlit.attacks.spec import AttackSpec
-from robustlit.attacks.threat_model import ThreatModel
+from robustlit.attacks.threat_model import Norm
 
 __all__ = [
     "AttackSpec",
-    "ThreatModel",
+    "Norm",
     "attack_mode",
     "build_attack",
     "check_gradients_available",

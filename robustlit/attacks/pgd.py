@@ -28,9 +28,7 @@ def _per_example_norm(t: Tensor) -> Tensor:
     return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.dim() - 1)))
 
 
-def project(
-    x_adv: Tensor, x: Tensor, eps: float, norm: Norm, bounds: tuple[float, float] | None
-) -> Tensor:
+def project(x_adv: Tensor, x: Tensor, eps: float, norm: Norm, bounds: tuple[float, float] | None) -> Tensor:
     """Euclidean projection onto B_eps(x) ∩ bounds (sequential clipping is exact for Linf boxes)."""
     delta = x_adv - x
     if norm == "Linf":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from jsonargparse.typing import NonNegativeFloat, PositiveInt
+from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, PositiveInt
 
 from robustlit.attacks.threat_model import Norm
 
@@ -26,7 +26,8 @@ class AttackSpec:
             inside eps), ``square``, ``fab`` via torchattacks; ``autoattack`` = the *standard* suite
             via pyautoattack; ``native_pgd`` = robustlit's own PGD (works on unbounded feature data).
         norm: ``Linf`` or ``L2``.
-        eps: radius in [0, 1] pixel units (Linf eps must be <= 1).
+        eps: radius in [0, 1] pixel units (refused outside [0, 1] at parse time; L2 radii above 1,
+            ImageNet-scale, are not supported by this spec).
         steps: iterations (queries for ``square``; ignored by ``fgsm`` and ``autoattack``).
         step_size: PGD step; ``None`` = 2.5 * eps / steps (Madry et al.'s rule).
         restarts: random restarts (per-example worst case kept).
@@ -35,21 +36,19 @@ class AttackSpec:
 
     name: AttackName = "pgd"
     norm: Norm = "Linf"
-    eps: NonNegativeFloat = 8 / 255
+    eps: ClosedUnitInterval = 8 / 255
     steps: PositiveInt = 10
     step_size: NonNegativeFloat | None = None
     restarts: PositiveInt = 1
     random_start: bool = True
 
     def __post_init__(self) -> None:
-        if self.norm == "Linf" and self.eps > 1:
-            raise ValueError(f"AttackSpec.eps for norm Linf must be in [0, 1] (pixel units); got {self.eps}")
+        if not 0 <= self.eps <= 1:
+            raise ValueError(f"AttackSpec.eps must be in [0, 1] (pixel units); got {self.eps}")
         if self.name == "fgsm" and self.norm != "Linf":
             raise ValueError("AttackSpec: fgsm supports norm 'Linf' only")
         if self.name == "cw" and self.norm != "L2":
             raise ValueError("AttackSpec: cw is an L2 attack; set norm: L2")
-        if self.eps < 0:
-            raise ValueError(f"AttackSpec.eps must be >= 0; got {self.eps}")
 
     @property
     def effective_step_size(self) -> float:

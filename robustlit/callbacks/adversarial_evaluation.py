@@ -12,7 +12,6 @@ import torch
 from jsonargparse.typing import PositiveInt
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_only
-from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
 from robustlit.attacks.eval_mode import check_gradients_available
@@ -20,8 +19,12 @@ from robustlit.attacks.registry import build_attack
 from robustlit.attacks.spec import AttackSpec
 from robustlit.callbacks.summary_table import print_robustness_table
 from robustlit.data.base import check_in_bounds
-from robustlit.metrics.worst_class import per_class_accuracy, worst_class_accuracy, worst_fraction_class_accuracy
-from robustlit.utils.distributed import gather_objects, my_batches, world
+from robustlit.metrics.worst_class import (
+    per_class_accuracy,
+    worst_class_accuracy,
+    worst_fraction_class_accuracy,
+)
+from robustlit.utils.distributed import gather_objects, my_batches
 from robustlit.utils.fingerprint import model_fingerprint
 
 Stage = Literal["validate", "test"]
@@ -134,7 +137,9 @@ class AdversarialEvaluation(Callback):
     def _cache_root(self, model: torch.nn.Module, n: int) -> Path | None:
         if self.cache_dir is None:
             return None
-        return self.cache_dir / f"model-{model_fingerprint(model)}" / f"n{n}-bs{self.batch_size}-seed{self.seed}"
+        return (
+            self.cache_dir / f"model-{model_fingerprint(model)}" / f"n{n}-bs{self.batch_size}-seed{self.seed}"
+        )
 
     def _batch(self, model, dataset, attacks, batch_id, indices, bounds, device, cache) -> dict:  # noqa: ANN001
         x, y = default_collate([dataset[i] for i in indices])[:2]
@@ -181,14 +186,18 @@ class AdversarialEvaluation(Callback):
             "attacks": {},
         }
         columns = [(s.metric_name, robust[:, k], asdict(s)) for k, s in enumerate(self.attacks)]
-        columns.append(("ensemble", robust.all(dim=1), {"name": "ensemble", "of": [s.metric_name for s in self.attacks]}))
+        columns.append(
+            ("ensemble", robust.all(dim=1), {"name": "ensemble", "of": [s.metric_name for s in self.attacks]})
+        )
         for name, ok, spec in columns:
             per_class = per_class_accuracy(ok, label, num_classes)
             summary["attacks"][name] = {
                 "spec": spec,
                 "robust_acc": ok.float().mean().item(),
                 "worst_class_robust_acc": worst_class_accuracy(per_class).item(),
-                "worst_fraction_robust_acc": worst_fraction_class_accuracy(per_class, self.worst_fraction).item(),
+                "worst_fraction_robust_acc": worst_fraction_class_accuracy(
+                    per_class, self.worst_fraction
+                ).item(),
                 "per_class_robust_acc": per_class.tolist(),
             }
         return summary

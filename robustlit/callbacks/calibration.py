@@ -113,19 +113,31 @@ class CalibrationEvaluation(Callback):
         self.severities = [1, 3, 5] if severities is None else list(severities)
         for shift in self.shifts:
             if shift not in ("gaussian_noise", "gaussian_blur"):
-                raise ValueError(f"CalibrationEvaluation.shifts: unknown shift {shift!r}; allowed: gaussian_noise, gaussian_blur")
+                raise ValueError(
+                    f"CalibrationEvaluation.shifts: unknown shift {shift!r}; allowed: gaussian_noise, gaussian_blur"
+                )
         if len(set(self.shifts)) != len(self.shifts):
             raise ValueError(f"CalibrationEvaluation.shifts has duplicates: {self.shifts}")
         if self.shifts and (not self.severities or any(s not in (1, 2, 3, 4, 5) for s in self.severities)):
-            raise ValueError(f"CalibrationEvaluation.severities must be a non-empty list of integers in 1..5; got {severities}")
-        for name, value in (("num_examples", num_examples or 1), ("batch_size", batch_size), ("n_bins", n_bins),
-                            ("every_n_epochs", every_n_epochs)):
+            raise ValueError(
+                f"CalibrationEvaluation.severities must be a non-empty list of integers in 1..5; got {severities}"
+            )
+        for name, value in (
+            ("num_examples", num_examples or 1),
+            ("batch_size", batch_size),
+            ("n_bins", n_bins),
+            ("every_n_epochs", every_n_epochs),
+        ):
             if value < 1:
                 raise ValueError(f"CalibrationEvaluation.{name} must be >= 1; got {value}")
         self.num_examples, self.batch_size, self.n_bins = num_examples, batch_size, n_bins
         self.every_n_epochs, self.seed = every_n_epochs, seed
         self.stages = set(stages or ["validate", "test"])
-        self.reliability_diagram, self.shift_diagrams, self.print_table = reliability_diagram, shift_diagrams, print_table
+        self.reliability_diagram, self.shift_diagrams, self.print_table = (
+            reliability_diagram,
+            shift_diagrams,
+            print_table,
+        )
         self.results: dict[str, dict] = {}
 
     @property
@@ -276,5 +288,7 @@ def print_calibration_table(summary: dict, title: str, console: Console | None =
         table.add_column(column, justify="left" if column == "condition" else "right")
     for name, m in summary["conditions"].items():
         style = "bold" if name.endswith("_mean") else None
-        table.add_row(name, f"{100 * m['acc']:.2f}%", f"{m['ece']:.4f}", f"{m['nll']:.4f}", f"{m['brier']:.4f}", style=style)
+        table.add_row(
+            name, f"{100 * m['acc']:.2f}%", f"{m['ece']:.4f}", f"{m['nll']:.4f}", f"{m['brier']:.4f}", style=style
+        )
     (console or Console()).print(table)

@@ -38,6 +38,7 @@ from robustlit.certify.mixture_certify import certify_mixture_lipschitz, certify
 from robustlit.data.base import check_in_bounds
 from robustlit.models.mixture import MixedClassifier
 from robustlit.utils.distributed import gather_objects, my_batches
+from robustlit.utils.plain_types import plain
 
 Stage = Literal["validate", "test"]
 MODELS = ("standard", "robust", "mixture")
@@ -288,9 +289,7 @@ class MixtureEvaluation(Callback):
         out: dict = {}
         alpha = self.alpha_lower_bound(mixture)
         if self.lipschitz is not None:
-            pred, radius = certify_mixture_lipschitz(
-                mixture.robust, x, alpha, self.lipschitz, mixture.scale_rob
-            )
+            pred, radius = certify_mixture_lipschitz(mixture.robust, x, alpha, self.lipschitz, mixture.scale_rob)
             out["cert/lipschitz/correct"], out["cert/lipschitz/radius"] = (pred == y).cpu(), radius.cpu()
         if self.smoothing_sigma is not None:
             generator = torch.Generator(device=x.device).manual_seed(self.seed + 100_003 * batch_id + 17)
@@ -374,17 +373,15 @@ class MixtureEvaluation(Callback):
                 **params,
                 "mixture_alpha_lower_bound": self.alpha_lower_bound(mixture),
                 "mean_radius": (radius * correct).double().mean().item(),
-                "acc_at": {
-                    str(r): acc(correct & (radius >= r) & ((radius > 0) | (r == 0)))
-                    for r in self.certified_radii
-                },
+                # certified at r: h right, the margin condition holds (radius > 0) and radius >= r
+                "acc_at": {str(r): acc(correct & (radius > 0) & (radius >= r)) for r in self.certified_radii},
             }
         return summary
 
     def _run(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str, dataset: Dataset) -> None:
         mixture = find_mixture(pl_module)
         summary = self.evaluate(mixture, dataset, pl_module.num_classes, pl_module.bounds, pl_module.device)
-        summary["epoch"] = trainer.current_epoch
+        summary = plain(summary) | {"epoch": trainer.current_epoch}
         self.results[stage] = summary
         pl_module.log_dict(self.metrics(summary, stage), on_step=False, on_epoch=True, sync_dist=True)
         self._write(trainer, stage, summary)
@@ -433,7 +430,7 @@ class MixtureEvaluation(Callback):
             print_mixture_table(self.results[stage], title=f"{stage}: standard base, robust base and mixture")
 
     def state_dict(self) -> dict:
-        return {"results": self.results}
+        return {"results": plain(self.results)}  # loadable with torch.load(weights_only=True)
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.results = state_dict.get("results", {})

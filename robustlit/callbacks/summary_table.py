@@ -32,4 +32,8 @@ def print_robustness_table(summary: dict, title: str, console: Console | None = 
 
 
 def _accs(res: dict) -> tuple[str, str, str]:
-    return _pct(res["robust_acc"]), _pct(res["worst_class_robust_acc"]), _pct(res["worst_fraction_robust_acc"])
+    return (
+        _pct(res["robust_acc"]),
+        _pct(res["worst_class_robust_acc"]),
+        _pct(res["worst_fraction_robust_acc"]),
+    )

@@ -9,7 +9,10 @@ from torch import Tensor
 def trades_kl(logits_clean: Tensor, logits_adv: Tensor) -> Tensor:
     """Per-example KL( p(x) || p(x') ) = Σ_k p_k(x) [log p_k(x) − log p_k(x')]; gradients reach both."""
     return F.kl_div(
-        F.log_softmax(logits_adv, dim=1), F.log_softmax(logits_clean, dim=1), log_target=True, reduction="none"
+        F.log_softmax(logits_adv, dim=1),
+        F.log_softmax(logits_clean, dim=1),
+        log_target=True,
+        reduction="none",
     ).sum(dim=1)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jsonargparse.typing import NonNegativeFloat, PositiveInt
+from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, PositiveInt
 from torch import Tensor
 
 from robustlit.attacks.pgd import LossFn, RandomStart, pgd_attack
@@ -16,7 +16,7 @@ class AdversarialTraining(RobustClassifier):
     """Base of PGD-AT, TRADES and their variants: owns the training-time threat model.
 
     Args:
-        eps: radius of the training threat model (pixel units).
+        eps: radius of the training threat model, in [0, 1] pixel units.
         step_size: PGD step size ``a``.
         steps: PGD iterations ``K``.
         norm: ``Linf`` or ``L2``.
@@ -30,7 +30,7 @@ class AdversarialTraining(RobustClassifier):
 
     def __init__(
         self,
-        eps: NonNegativeFloat = 8 / 255,
+        eps: ClosedUnitInterval = 8 / 255,
         step_size: NonNegativeFloat = 2 / 255,
         steps: PositiveInt = 10,
         norm: Norm = "Linf",
@@ -39,8 +39,8 @@ class AdversarialTraining(RobustClassifier):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if norm == "Linf" and self.bounds == (0.0, 1.0) and eps > 1:
-            raise ValueError(f"eps for Linf on [0, 1] inputs must be in [0, 1]; got {eps}")
+        if not 0 <= eps <= 1:
+            raise ValueError(f"eps must be in [0, 1] (pixel units); got {eps}")
         self.eps, self.step_size, self.steps, self.norm = eps, step_size, steps, norm
         self.random_start = random_start or self.default_random_start
         self.attack_train_mode = attack_train_mode

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -13,6 +14,22 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
 
 from robustlit.models.normalize import Normalize
+
+
+def plain_types(value: Any) -> Any:
+    """Recursively turn int/float subclasses (jsonargparse's PositiveInt, ClosedUnitInterval, ...) into
+    builtins, so checkpoints load with ``torch.load(weights_only=True)`` (PyTorch's safe default)."""
+    if isinstance(value, dict):
+        return type(value)((k, plain_types(v)) for k, v in value.items())
+    if isinstance(value, list | tuple) and not hasattr(value, "_fields"):
+        return type(value)(plain_types(v) for v in value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return value
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -116,6 +133,13 @@ class RobustClassifier(pl.LightningModule):
         x = batch[0]
         probs = self(x).softmax(dim=1)
         return {"prediction": probs.argmax(dim=1), "probabilities": probs}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # runs after every other part was written (hyperparameters, callback and datamodule state)
+        for key in list(checkpoint):
+            if key != "state_dict":
+                checkpoint[key] = plain_types(checkpoint[key])
+        checkpoint["robustlit_class_path"] = f"{type(self).__module__}.{type(self).__qualname__}"
 
     # ---- optimisation ------------------------------------------------------------------------------
     def configure_optimizers(self):  # noqa: ANN201 - Lightning accepts several return types

@@ -118,7 +118,9 @@ class DROAdversarialTraining(InstanceReweightedAT):
         if inner_attack not in ("pgd", "log_barrier"):
             raise ValueError(f"inner_attack must be 'pgd' or 'log_barrier'; got {inner_attack!r}")
         if inner_attack == "log_barrier" and (self.norm != "Linf" or self.eps <= 0):
-            raise ValueError("inner_attack 'log_barrier' needs norm: Linf and eps > 0 (it is a barrier of the Linf box)")
+            raise ValueError(
+                "inner_attack 'log_barrier' needs norm: Linf and eps > 0 (it is a barrier of the Linf box)"
+            )
         if barrier_weight < 0:
             raise ValueError(f"barrier_weight c must be >= 0; got {barrier_weight}")
         self.temperature = math.inf if temperature is None else float(temperature)

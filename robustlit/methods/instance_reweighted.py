@@ -203,9 +203,7 @@ class MAIL(InstanceReweightedAT):
         **kwargs: see :class:`InstanceReweightedAT` (reference default objective: ``base_loss: trades``, β = 5).
     """
 
-    def __init__(
-        self, slope: PositiveFloat = 1.0, bias: float = -1.5, normalise: bool = True, **kwargs: Any
-    ) -> None:
+    def __init__(self, slope: PositiveFloat = 1.0, bias: float = -1.5, normalise: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if slope <= 0:
             raise ValueError(f"slope must be > 0; got {slope}")

@@ -83,7 +83,7 @@ class ARAdaLS(RobustClassifier):
     Args:
         num_bins: number R of robustness bins.
         radii: increasing Linf grid of the robustness score (pixel units); default 0.5/255 .. 32/255.
-        score_steps: PGD steps per radius of the score.
+        steps: PGD steps per radius of the score.
         score_step_size_factor: PGD step = factor · radius.
         score_loss: ``ce`` (against the predicted class) or ``margin``.
         init_eps: initial ε_r of every bin (also used before the first scoring).
@@ -102,7 +102,7 @@ class ARAdaLS(RobustClassifier):
         self,
         num_bins: PositiveInt = 10,
         radii: list[PositiveFloat] | None = None,
-        score_steps: PositiveInt = 10,
+        steps: PositiveInt = 10,
         score_step_size_factor: PositiveFloat = 0.25,
         score_loss: ScoreLoss = "ce",
         init_eps: ClosedUnitInterval = 0.0,
@@ -114,8 +114,12 @@ class ARAdaLS(RobustClassifier):
     ) -> None:
         super().__init__(**kwargs)
         self.radii = self._check_radii(DEFAULT_RADII if radii is None else radii)
-        for name, value in (("num_bins", num_bins), ("score_steps", score_steps),
-                            ("rescore_every_n_epochs", rescore_every_n_epochs), ("score_batch_size", score_batch_size)):
+        for name, value in (
+            ("num_bins", num_bins),
+            ("steps", steps),
+            ("rescore_every_n_epochs", rescore_every_n_epochs),
+            ("score_batch_size", score_batch_size),
+        ):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1; got {value}")
         if score_step_size_factor <= 0:
@@ -124,7 +128,7 @@ class ARAdaLS(RobustClassifier):
             raise ValueError(f"eps_step must be >= 0; got {eps_step}")
         if score_loss not in ("ce", "margin"):
             raise ValueError(f"score_loss must be 'ce' or 'margin'; got {score_loss!r}")
-        self.num_bins, self.score_steps, self.score_step_size_factor = num_bins, score_steps, score_step_size_factor
+        self.num_bins, self.steps, self.score_step_size_factor = num_bins, steps, score_step_size_factor
         self.score_loss, self.init_eps, self.eps_step = score_loss, float(init_eps), eps_step
         self.rescore_every_n_epochs, self.score_batch_size = rescore_every_n_epochs, score_batch_size
         self.num_val_examples = num_val_examples
@@ -137,7 +141,9 @@ class ARAdaLS(RobustClassifier):
     def _check_radii(self, radii: Sequence[float]) -> tuple[float, ...]:
         radii = tuple(float(r) for r in radii)
         if not radii or radii[0] <= 0 or any(b <= a for a, b in zip(radii, radii[1:], strict=False)):
-            raise ValueError(f"radii must be a non-empty, strictly increasing list of positive radii; got {list(radii)}")
+            raise ValueError(
+                f"radii must be a non-empty, strictly increasing list of positive radii; got {list(radii)}"
+            )
         if self.bounds == (0.0, 1.0) and radii[-1] > 1:
             raise ValueError(f"radii are Linf radii in [0, 1] pixel units; got a largest radius of {radii[-1]}")
         return radii
@@ -170,7 +176,7 @@ class ARAdaLS(RobustClassifier):
             self.classifier,
             x,
             self.radii,
-            steps=self.score_steps,
+            steps=self.steps,
             step_size_factor=self.score_step_size_factor,
             bounds=self.bounds,
             loss=self.score_loss,

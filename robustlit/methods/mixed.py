@@ -9,7 +9,6 @@ is trained, with the recipe of methods.md 6.3.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,39 +23,18 @@ from torch import Tensor, nn
 
 from robustlit.attacks.adaptive_mixture import randomized_mixture_attack
 from robustlit.attacks.threat_model import Norm
-from robustlit.checkpoint import load_classifier
 from robustlit.losses.mixture import mixing_network_loss
 from robustlit.methods.base import RobustClassifier
+from robustlit.methods.mixed_bases import MIXED_DIGITS_COMMAND, load_base_model
 from robustlit.models.mixture import FeatureTap, MixedClassifier, MixingNetwork
+from robustlit.utils.plain_types import plain
 
 __all__ = ["MIXED_DIGITS_COMMAND", "MixedClassifierModule"]
-
-#: How the digits base checkpoints named in configs/digits/mixed.yaml are created.
-MIXED_DIGITS_COMMAND = "python examples/mixed_digits.py --bases-only"
 
 
 def _check(condition: bool, field: str, allowed: str, value: object) -> None:
     if not condition:
         raise ValueError(f"MixedClassifierModule.{field} must be {allowed}; got {value!r}")
-
-
-def _load_base(role: str, module: nn.Module | None, path: str | None) -> nn.Module:
-    """The base model given as a module (wins) or loaded from a robustlit checkpoint."""
-    if module is not None:
-        return module
-    if path is None:
-        raise ValueError(
-            f"MixedClassifierModule needs the {role} base model: set {role}_checkpoint (a robustlit .ckpt) "
-            f"or pass {role}=<nn.Module mapping [0, 1] inputs to logits>"
-        )
-    if not Path(path).is_file():
-        raise FileNotFoundError(
-            f"MixedClassifierModule: {role}_checkpoint {path!r} does not exist "
-            f"(resolved: {Path(path).resolve()}). For the digits configs create both base checkpoints with "
-            f"`{MIXED_DIGITS_COMMAND}`; otherwise train a robustlit model and point "
-            f"model.init_args.{role}_checkpoint at its best.ckpt / last.ckpt."
-        )
-    return load_classifier(path)
 
 
 def _feature_channels(model: nn.Module, layers: Sequence[str], input_shape: Sequence[int]) -> list[int]:
@@ -80,12 +58,18 @@ class MixedClassifierModule(RobustClassifier):
     :func:`~robustlit.attacks.adaptive_mixture.randomized_mixture_attack` on the whole mixture (eval
     mode, uncompressed alpha), then a buffer of clean (s = 0) and attacked (s = 1) examples trained
     with ``mixing_network_loss`` (BCE on gamma + CE of the mixture + their product). The saved
-    checkpoint contains the base models, so it reloads without the base checkpoint files.
+    checkpoint reloads without the base checkpoint files when those were trained by the CLI (their
+    configurations are saved; ``robustlit test --ckpt_path`` works too); modules given in Python are
+    pickled in the hyperparameters, as any ``nn.Module`` argument of a LightningModule.
 
     Args:
         standard_checkpoint, robust_checkpoint: robustlit checkpoints of g and h (read with
-            ``robustlit.load_classifier``); ignored when ``standard`` / ``robust`` modules are given.
-        standard, robust: the base models as ``nn.Module`` (inputs in [0, 1] -> logits).
+            ``robustlit.load_classifier``).
+        standard, robust: the base models as ``nn.Module`` (inputs in [0, 1] -> logits); they take
+            precedence over the configs and the checkpoints.
+        standard_config, robust_config: filled in automatically (leave them unset): the
+            hyperparameters of CLI-trained base checkpoints, used instead of the files when a saved
+            mixture is reloaded. Precedence: module, then config, then checkpoint file.
         alpha: constant mixing weight in [0, 1]; ``None`` trains a mixing network.
         standard_layers, robust_layers: names (``named_modules()`` of the base model; for a robustlit
             checkpoint e.g. ``"1.features.3"``, ``"1"`` being the backbone) whose outputs feed the
@@ -94,7 +78,10 @@ class MixedClassifierModule(RobustClassifier):
         mixing_width, mixing_depth: mixing-network width and number of 3x3 conv layers.
         gamma_scale, gamma_bias: output head in training mode; ``eval_gamma_scale`` /
             ``eval_gamma_bias`` in eval mode (None: same as training).
-        alpha_range: eval-mode alpha is compressed to ``[alpha_range[0], alpha_range[1]]``.
+        alpha_range: eval-mode alpha is compressed to ``[alpha_range[0], alpha_range[1]]`` (the paper
+            uses e.g. [0.84, 0.99]: the mixture leans on h and g only tips uncertain examples).
+        head_momentum: momentum of the output batch norm's running statistics, which eval mode uses
+            (paper: 0.01 over thousands of steps; 0.1 suits a few hundred steps).
         scale_std, scale_rob: logit temperatures s_g, s_h.
         eps, norm: training threat model of the randomised attack.
         eps_scale: per-group eps multiplier range (paper: U(0.4, 1.1)).
@@ -113,6 +100,8 @@ class MixedClassifierModule(RobustClassifier):
         robust_checkpoint: str | None = None,
         standard: nn.Module | None = None,
         robust: nn.Module | None = None,
+        standard_config: dict | None = None,
+        robust_config: dict | None = None,
         alpha: ClosedUnitInterval | None = None,
         standard_layers: list[str] | None = None,
         robust_layers: list[str] | None = None,
@@ -124,6 +113,7 @@ class MixedClassifierModule(RobustClassifier):
         eval_gamma_scale: PositiveFloat | None = None,
         eval_gamma_bias: float | None = None,
         alpha_range: tuple[ClosedUnitInterval, ClosedUnitInterval] = (0.0, 1.0),
+        head_momentum: ClosedUnitInterval = 0.1,
         scale_std: PositiveFloat = 1.0,
         scale_rob: PositiveFloat = 1.0,
         eps: NonNegativeFloat = 8 / 255,
@@ -151,11 +141,10 @@ class MixedClassifierModule(RobustClassifier):
             "0 <= low <= high <= 1",
             alpha_range,
         )
+        _check(0.0 < head_momentum <= 1.0, "head_momentum", "in (0, 1]", head_momentum)
         _check(0.0 < eps_scale[0] <= eps_scale[1], "eps_scale", "0 < low <= high", eps_scale)
         _check(1 <= attack_steps[0] <= attack_steps[1], "attack_steps", "1 <= low <= high", attack_steps)
-        _check(
-            0.0 <= bce_weight[0] <= bce_weight[1] <= 1.0, "bce_weight", "0 <= low <= high <= 1", bce_weight
-        )
+        _check(0.0 <= bce_weight[0] <= bce_weight[1] <= 1.0, "bce_weight", "0 <= low <= high <= 1", bce_weight)
         _check(eps >= 0, "eps", ">= 0", eps)
         _check(scale_std > 0 and scale_rob > 0, "scale_std/scale_rob", "> 0", (scale_std, scale_rob))
         _check(
@@ -165,8 +154,8 @@ class MixedClassifierModule(RobustClassifier):
             loss_weights,
         )
         _check(min(group_scales) >= 0, "group_scales", "non-negative", group_scales)
-        g = _load_base("standard", standard, standard_checkpoint)
-        h = _load_base("robust", robust, robust_checkpoint)
+        g, g_config = load_base_model("standard", standard, standard_config, standard_checkpoint)
+        h, h_config = load_base_model("robust", robust, robust_config, robust_checkpoint)
         network = None
         if alpha is None:
             layers_g, layers_h = list(standard_layers or []), list(robust_layers or [])
@@ -177,9 +166,7 @@ class MixedClassifierModule(RobustClassifier):
                     f" and standard_layers/robust_layers to tap; names in the standard model: {names}. "
                     "Or set a constant alpha."
                 )
-            channels = _feature_channels(g, layers_g, input_shape) + _feature_channels(
-                h, layers_h, input_shape
-            )
+            channels = _feature_channels(g, layers_g, input_shape) + _feature_channels(h, layers_h, input_shape)
             network = MixingNetwork(
                 channels,
                 width=mixing_width,
@@ -191,6 +178,7 @@ class MixedClassifierModule(RobustClassifier):
                 alpha_min=alpha_range[0],
                 alpha_max=alpha_range[1],
             )
+            network.bn.momentum = head_momentum
         mixture = MixedClassifier(
             g,
             h,
@@ -202,10 +190,10 @@ class MixedClassifierModule(RobustClassifier):
             scale_rob=scale_rob,
         )
         super().__init__(backbone=mixture, mean=(0.0,), std=(1.0,), **kwargs)
-        # The checkpoint stores the base models themselves (weights also in the state dict), so it is
-        # self-contained; `backbone` is rebuilt, never passed back in.
+        # `backbone` is rebuilt, never passed back in. The base models' configurations (when they came
+        # from CLI-trained checkpoints) make the mixture's checkpoint self-contained: see mixed_bases.py.
         self.remove_ignored_hparams(["backbone"])
-        self.hparams["standard"], self.hparams["robust"] = g, h
+        self.hparams["standard_config"], self.hparams["robust_config"] = g_config, h_config
         if input_shape is not None:
             self._check_num_classes(input_shape)
         self.eps, self.norm = eps, norm
@@ -289,9 +277,7 @@ class MixedClassifierModule(RobustClassifier):
     def _log_alpha(self, x: Tensor, stage: str) -> None:
         with torch.no_grad():
             alpha = self.mixture.forward_with_alpha(x)[1]
-        self.log(
-            f"{stage}/alpha_clean", alpha.float().mean(), on_step=False, on_epoch=True, batch_size=len(x)
-        )
+        self.log(f"{stage}/alpha_clean", alpha.float().mean(), on_step=False, on_epoch=True, batch_size=len(x))
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         super().validation_step(batch, batch_idx)
@@ -300,6 +286,11 @@ class MixedClassifierModule(RobustClassifier):
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         super().test_step(batch, batch_idx)
         self._log_alpha(batch[0], "test")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Plain types in the saved hyperparameters, so ``robustlit test --ckpt_path`` can read them
+        with ``torch.load(weights_only=True)`` (jsonargparse's ``PositiveInt`` etc. are not allowed)."""
+        checkpoint["hyper_parameters"] = plain(checkpoint.get("hyper_parameters", {}))
 
     def configure_optimizers(self):  # noqa: ANN201 - Lightning accepts several return types
         if self.mixture.mixing_network is None or self.mixture.alpha is not None:

@@ -1,0 +1,71 @@
+"""Run shipped configs through the real CLI, shrunk to a few batches (torchgeo-style config tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = REPO / "configs"
+CAPS = {"num_examples": 8, "n": 200, "n0": 16, "steps": 3, "num_batches": 2}
+
+
+def _cap(init_args: dict[str, Any]) -> None:
+    for key, cap in CAPS.items():
+        if isinstance(init_args.get(key), int) and init_args[key] > cap:
+            init_args[key] = cap
+    if init_args.get("num_examples", 0) is None:
+        init_args["num_examples"] = CAPS["num_examples"]
+    for attack in init_args.get("attacks") or []:
+        if isinstance(attack, dict) and attack.get("steps", 0) > CAPS["steps"]:
+            attack["steps"] = CAPS["steps"]
+
+
+def shrink(config: dict[str, Any], tmp: Path, data_root: Path | None = None) -> dict[str, Any]:
+    """Same config, a few batches of work: 1 epoch, 2 batches per split, small evaluation budgets."""
+    trainer = config.setdefault("trainer", {})
+    trainer.update(
+        max_epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=2,
+        limit_test_batches=2,
+        limit_predict_batches=2,
+        num_sanity_val_steps=0,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        devices=1,
+        default_root_dir=str(tmp),
+    )
+    trainer["logger"] = {
+        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+        "init_args": {"save_dir": str(tmp / "runs"), "name": "cli"},
+    }
+    for callback in trainer.get("callbacks") or []:
+        args = callback.setdefault("init_args", {})
+        _cap(args)
+        for key in ("cache_dir", "output_dir", "dirpath"):
+            if key in args and args[key]:
+                args[key] = str(tmp / key)
+    model_args = config.get("model", {}).get("init_args", {})
+    _cap(model_args)
+    data_args = config.setdefault("data", {}).setdefault("init_args", {})
+    data_args["batch_size"] = min(data_args.get("batch_size", 4), 4)
+    data_args["eval_batch_size"] = 4
+    if data_root is not None:
+        data_args.update(root=str(data_root), download=False, num_workers=0, val_size=8)
+    for key in ("n_train", "n_val", "n_test"):
+        if key in data_args:
+            data_args[key] = 64
+    return config
+
+
+def write(config: dict[str, Any], path: Path) -> Path:
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def load(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())

@@ -1,0 +1,54 @@
+"""configs/digits/mixed.yaml through the real CLI, shrunk by the shipped-config harness, on base
+checkpoints freshly trained (a few batches) from configs/digits/standard.yaml and trades.yaml."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
+from harness import CONFIGS, load, shrink, write  # noqa: E402
+
+from robustlit.cli import main  # noqa: E402
+from robustlit.methods.mixed import MixedClassifierModule  # noqa: E402
+
+
+def _fit(name: str, tmp_path: Path) -> Path:
+    config = shrink(load(CONFIGS / "digits" / name), tmp_path)
+    config["test_after_fit"] = False  # only the checkpoint is needed here
+    config = write(config, tmp_path / name)
+    cli = main(["fit", "--config", str(config)])
+    return Path(cli.trainer.checkpoint_callback.last_model_path)
+
+
+def test_mixed_config_fits_and_tests_without_the_base_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # mixed.yaml names checkpoints/digits_{standard,trades}.ckpt, relative paths
+    missing = write(shrink(load(CONFIGS / "digits" / "mixed.yaml"), tmp_path), tmp_path / "missing.yaml")
+    # jsonargparse wraps the module's FileNotFoundError in a ValueError; the message survives
+    with pytest.raises((FileNotFoundError, ValueError), match="digits_standard.ckpt.*mixed_digits.py --bases-only"):
+        main(["fit", "--config", str(missing)])
+    (tmp_path / "checkpoints").mkdir()
+    shutil.copy(_fit("standard.yaml", tmp_path), tmp_path / "checkpoints" / "digits_standard.ckpt")
+    shutil.copy(_fit("trades.yaml", tmp_path), tmp_path / "checkpoints" / "digits_trades.ckpt")
+
+    config = write(shrink(load(CONFIGS / "digits" / "mixed.yaml"), tmp_path), tmp_path / "mixed.yaml")
+    fitted = main(["fit", "--config", str(config)])
+    assert isinstance(fitted.model, MixedClassifierModule)
+    assert "val/mixture_eval/mixture/robust_acc/adaptive_pgd3_linf_0.2" in fitted.trainer.callback_metrics
+    last = Path(fitted.trainer.checkpoint_callback.last_model_path)
+    assert last.is_file()
+
+    shutil.rmtree(tmp_path / "checkpoints")  # the mixture checkpoint carries the base configurations
+    x = torch.rand(4, 1, 8, 8)
+    with torch.no_grad():
+        expected = fitted.model.eval()(x)
+        reloaded = MixedClassifierModule.load_from_checkpoint(last, weights_only=False).eval()
+        torch.testing.assert_close(reloaded(x), expected)
+    tested = main(["test", "--config", str(config), "--ckpt_path", str(last)])
+    assert "test/mixture_eval/mixture/clean_acc" in tested.trainer.callback_metrics
+    with torch.no_grad():
+        torch.testing.assert_close(tested.model.eval()(x), expected)
