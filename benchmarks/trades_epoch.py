@@ -77,9 +77,7 @@ def plain_epoch(data: DigitsDataModule) -> tuple[float, float]:
         model.train()
         optimizer.zero_grad()
         logits_clean, logits_adv = model(x), model(x_adv)
-        kl = F.kl_div(
-            F.log_softmax(logits_adv, 1), F.log_softmax(logits_clean, 1), log_target=True, reduction="none"
-        )
+        kl = F.kl_div(F.log_softmax(logits_adv, 1), F.log_softmax(logits_clean, 1), log_target=True, reduction="none")
         loss = (F.cross_entropy(logits_clean, y, reduction="none") + BETA * kl.sum(1)).mean()
         loss.backward()
         optimizer.step()
@@ -105,9 +103,7 @@ def main() -> None:
     print(f"threads={torch.get_num_threads()} repeats={args.repeats} batches/epoch={batches}")
     for name in ("robustlit", "plain"):
         spread = ", ".join(f"{t:.2f}" for t in times[name])
-        print(
-            f"  {name:9s} epoch median {medians[name]:.2f}s  [{spread}]  mean train loss {losses[name]:.4f}"
-        )
+        print(f"  {name:9s} epoch median {medians[name]:.2f}s  [{spread}]  mean train loss {losses[name]:.4f}")
     ratio = medians["robustlit"] / medians["plain"]
     print(f"TRADES epoch time ratio robustlit/plain = {ratio:.3f} (goal <= 1.10)")
 

@@ -20,6 +20,7 @@ import argparse
 import json
 import logging
 import math
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -179,6 +180,17 @@ def evaluate(module: RobustClassifier, sets: dict[str, Dataset], s: Settings) ->
     return out
 
 
+def adals_state(module: ARAdaLS) -> dict[str, list[float]]:
+    """AR-AdaLS's learned per-bin smoothing, its bin edges and the last logged validation gaps (rounded)."""
+    metrics = module.trainer.callback_metrics
+    gaps = [metrics.get(f"adals/gap/bin_{r}") for r in range(module.num_bins)]
+    return {
+        "eps": [round(v, 3) for v in module.schedule.eps.tolist()],
+        "edges": [round(v, 3) for v in module.schedule.edges.tolist()],
+        "gaps": [None if g is None else round(float(g), 3) for g in gaps],
+    }
+
+
 def summarise(per_set: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
     """In-distribution numbers and the mean over all shifted copies."""
     shifted = [v for k, v in per_set.items() if k != "clean"]
@@ -194,7 +206,7 @@ def print_table(rows: list[dict], s: Settings, console: Console | None = None) -
     )
     table.add_column("method")
     for group in ("", "shift: "):
-        for column in ("clean acc", f"{spec}", "worst-30% cls robust", "ECE"):
+        for column in ("clean acc", f"{spec}", "worst-30% cls robust", "ECE", "NLL"):
             table.add_column(group + column, justify="right")
     table.add_column("train s", justify="right")
     for row in rows:
@@ -206,10 +218,19 @@ def print_table(rows: list[dict], s: Settings, console: Console | None = None) -
                 f"{100 * m['robust_acc']:.1f}%",
                 f"{100 * m['worst30_robust_acc']:.1f}%",
                 f"{m['ece']:.4f}",
+                f"{m['nll']:.3f}",
             ]
         cells.append(f"{row['train_seconds']:.0f}")
         table.add_row(*cells)
-    (console or Console(width=200)).print(table)
+    console = console or Console(width=220)
+    console.print(table)
+    for row in rows:
+        if "adals" in row:
+            state = row["adals"]
+            console.print(
+                f"AR-AdaLS final per-bin smoothing eps_r (bin 0 = least robust): {state['eps']}; "
+                f"bin edges (Linf radius): {state['edges']}; last validation gaps conf-acc: {state['gaps']}"
+            )
 
 
 def parse(argv: list[str] | None) -> tuple[Settings, argparse.Namespace]:
@@ -218,7 +239,7 @@ def parse(argv: list[str] | None) -> tuple[Settings, argparse.Namespace]:
     parser.add_argument("--quick", action="store_true", help="tiny settings: a smoke test in seconds")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eps", type=float, default=None, help="Linf radius of training and evaluation (default 0.1)")
-    parser.add_argument("--temperature", type=float, default=None, help="DRO temperature r (default 0.5)")
+    parser.add_argument("--temperature", type=float, default=None, help="DRO temperature r (default 2; <= 0 means inf)")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), metavar="METHOD")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows and settings here")
@@ -245,7 +266,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for name in args.methods:
         module = build(name, s)
         seconds = train(module, s)
-        rows.append({"method": name, "train_seconds": seconds, **summarise(evaluate(module, sets, s))})
+        start = time.perf_counter()
+        row = {"method": name, "train_seconds": seconds, **summarise(evaluate(module, sets, s))}
+        if isinstance(module, ARAdaLS):
+            row["adals"] = adals_state(module)
+        rows.append(row)
+        print(f"{name}: trained in {seconds:.0f} s, evaluated in {time.perf_counter() - start:.0f} s", file=sys.stderr)
     print_table(rows, s)
     if args.json is not None:
         args.json.write_text(json.dumps({"settings": asdict(s), "rows": rows}, indent=2))

@@ -217,13 +217,13 @@ class AdversarialEvaluation(Callback):
                 if acc == acc:  # skip classes absent from the subset (NaN)
                     log[f"{stage}/per_class_robust_acc/{name}/class_{k}"] = acc
         pl_module.log_dict(log, on_step=False, on_epoch=True, sync_dist=True)
-        self._write_json(trainer, stage, summary)
+        self._write_json(trainer.log_dir, stage, summary)  # log_dir is a collective: read it on every rank
 
     @rank_zero_only
-    def _write_json(self, trainer: pl.Trainer, stage: str, summary: dict) -> None:
-        if trainer.log_dir is None:
+    def _write_json(self, log_dir: str | None, stage: str, summary: dict) -> None:
+        if log_dir is None:
             return
-        path = Path(trainer.log_dir) / f"adversarial_evaluation_{stage}.json"
+        path = Path(log_dir) / f"adversarial_evaluation_{stage}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(summary, indent=2))
 

@@ -223,7 +223,7 @@ class Certification(Callback):
             for idx in todo[rank::size]:
                 row = self._certify_one(smoothed, dataset, idx)
                 writer.append_row(row)
-                new[idx] = row
+                new[idx] = CertificationRow.from_line(row.to_line())  # as stored: resumed runs agree
         for part in gather_objects(new):
             finished.update(part)
         self._merge_log(path, finished)

@@ -215,6 +215,7 @@ class MixtureEvaluation(Callback):
     def _seeded(self, batch_id: int, k: int, device: torch.device) -> Iterator[None]:
         """Randomness of attack ``k`` on batch ``batch_id``: the same whatever the world size."""
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(self.seed + 100_003 * batch_id + 7919 * k)
             yield
 
     def _robustness(self, models, attacks, x: Tensor, y: Tensor, batch_id: int, bounds) -> dict:  # noqa: ANN001
@@ -235,6 +236,7 @@ class MixtureEvaluation(Callback):
         mixture = models["mixture"]
         with torch.no_grad():
             out["alpha_clean"] = mixture.forward_with_alpha(x)[1].cpu()
+        alphas = []
         for spec in self.adaptive_attacks:
             ok = out["mixture/clean"].clone()
             for w in self.bce_weights:
@@ -256,8 +258,10 @@ class MixtureEvaluation(Callback):
                 with torch.no_grad():
                     log_probs, alpha, _ = mixture.forward_with_alpha(x_adv)
                 ok &= (log_probs.argmax(dim=1) == y).cpu()
-                out.setdefault("alpha_adaptive", alpha.cpu())
+                alphas.append(alpha.cpu())
             out[f"mixture/adaptive_{spec.metric_name}"] = ok
+        if alphas:
+            out["alpha_adaptive"] = torch.stack(alphas).mean(dim=0)  # per example, mean over the runs
         return out
 
     def _sweep(self, mixture: MixedClassifier, attack, x: Tensor, y: Tensor, batch_id: int) -> dict:  # noqa: ANN001

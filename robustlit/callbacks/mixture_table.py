@@ -25,7 +25,7 @@ def print_mixture_table(summary: dict, title: str, console: Console | None = Non
         *attacks,
         *(f"{a} (w in {{{weights}}})" for a in adaptive),
         "worst of all",
-        "mean alpha",
+        f"mean alpha (clean / {attacks[0]} / adaptive)",
     ]:
         table.add_column(column, justify="right")
     for name in ("standard", "robust", "mixture"):
@@ -33,9 +33,8 @@ def print_mixture_table(summary: dict, title: str, console: Console | None = Non
         cells = [_pct(res["robust_acc"].get(a)) for a in attacks + adaptive]
         alpha = "-"
         if name == "mixture":
-            alpha = (
-                f"{res['alpha_clean']:.3f} clean / {res.get('alpha_adaptive', res['alpha_attacked']):.3f} adv"
-            )
+            values = [res["alpha_clean"], res["alpha_attacked"], res.get("alpha_adaptive")]
+            alpha = " / ".join("-" if v is None else f"{v:.3f}" for v in values)
         label = LABELS[name] + (f" ({summary['alpha']})" if name == "mixture" else "")
         table.add_row(
             label,

@@ -86,7 +86,8 @@ class DROAdversarialTraining(InstanceReweightedAT):
     """Adversarial training whose per-example weights solve a KL-regularised DRO problem (DONE).
 
     Args:
-        temperature: DRO temperature r > 0; ``null`` or ``.inf`` gives uniform weights (plain AT).
+        temperature: DRO temperature r > 0; ``null`` or ``.inf`` (``inf`` on the command line) gives uniform
+            weights, i.e. plain PGD-AT / TRADES.
         momentum: τ ∈ [0, 1] of the running normaliser u_t (1 = plug-in minibatch estimate).
         normalise_weights: rescale ω to mean 1 per batch (the plug-in weights |B|·softmax(ℓ/r); the
             running estimate then no longer affects the gradient). Default: SCGD weights as they are.
@@ -166,6 +167,8 @@ class DROAdversarialTraining(InstanceReweightedAT):
         omega = self.dro_weights(losses)
         self.log_weight_statistics(omega)
         if self._trainer is not None:
-            self.log("train/dro/log_u", self.normaliser.log_u, on_step=False, on_epoch=True)
-            self.log("train/dro/omega_mean", omega.mean(), on_step=False, on_epoch=True, batch_size=len(y))
+            self.log("train/dro/log_u", self.normaliser.log_u, on_step=False, on_epoch=True, sync_dist=True)
+            self.log(
+                "train/dro/omega_mean", omega.mean(), on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True
+            )
         return weighted_mean(losses, omega)

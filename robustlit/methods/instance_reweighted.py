@@ -167,7 +167,7 @@ class InstanceReweightedAT(AdversarialTraining):
             "train/weights/min": share.min(),
             "train/weights/ess": 1.0 / (share.numel() * (share**2).sum()),
         }
-        self.log_dict(stats, on_step=False, on_epoch=True, batch_size=share.numel())
+        self.log_dict(stats, on_step=False, on_epoch=True, batch_size=share.numel(), sync_dist=True)
 
 
 class GAIRAT(InstanceReweightedAT):

@@ -15,13 +15,16 @@ targets ỹ = (1 − ε_r) onehot(y) + ε_r / K, where r is the example's robust
 All state (ε_r, edges, training and validation scores, last scoring epoch) lives in buffers, so it is
 checkpointed and restored on resume. Training batches are matched to their stored scores by dataset
 index: at ``setup("fit")`` the DataModule's ``train_dataset`` is wrapped in :class:`IndexedDataset`
-(batches become (x, y, index)). A training batch without indices (a user-supplied DataLoader) is scored
-on the fly instead, which is exact but costs one scoring per step. With training augmentation the stored
-score is that of the augmented view drawn when the set was scored.
+(batches become (x, y, index)). A training example without a stored score (a user-supplied DataLoader
+without indices, or an example left unscored) is scored when it is drawn: exact, at the cost of one
+scoring. When the Trainer limits an epoch (``limit_train_batches`` / ``limit_val_batches``), only as
+many training / validation examples as an epoch can see are scored (the first ones by index). With
+training augmentation the stored score is that of the augmented view drawn when the set was scored.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,7 +37,7 @@ from robustlit.attacks.eval_mode import check_gradients_available
 from robustlit.losses.label_smoothing import AdaptiveSmoothingSchedule, bin_confidence_accuracy, smoothed_cross_entropy
 from robustlit.losses.robustness_score import RobustnessScore, ScoreLoss, robustness_score
 from robustlit.methods.base import RobustClassifier
-from robustlit.utils.distributed import gather_objects, my_batches
+from robustlit.utils.distributed import gather_objects, my_batches, world
 
 #: Default robustness grid: 0.5/255 .. 32/255 (CIFAR-scale Linf radii).
 DEFAULT_RADII: tuple[float, ...] = tuple(r / 255 for r in (0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32))
@@ -183,14 +186,18 @@ class ARAdaLS(RobustClassifier):
         )
 
     def example_eps(self, x: Tensor) -> Tensor | float:
-        """ε of each training example: its bin's ε_r (stored score by index, else scored now), or init_eps."""
+        """ε of each training example: its bin's ε_r from the stored score (by index), or init_eps before the
+        first scoring. Examples without a stored score (no index, or not scored) are scored now."""
         if not bool(self.schedule.fitted):
             return self.init_eps
+        scores = torch.full((x.shape[0],), float("nan"), device=x.device)
         index = self._train_index
-        if index is not None and self.train_scores.numel() > int(index.max()):
-            scores = self.train_scores[index.to(self.train_scores.device)]
-        else:
-            scores = self.score(x).radius
+        if index is not None:
+            known = index < self.train_scores.numel()
+            scores[known] = self.train_scores[index[known].to(self.train_scores.device)].to(x.device)
+        missing = scores.isnan()
+        if missing.any():
+            scores[missing] = self.score(x[missing]).radius.to(scores.dtype)
         return self.schedule.eps_for(scores)
 
     def per_example_loss(self, x: Tensor, y: Tensor) -> Tensor:
@@ -224,12 +231,16 @@ class ARAdaLS(RobustClassifier):
         finally:
             self.train(was_training)
 
-    def rescore(self, train_dataset: Dataset, val_dataset: Dataset, num_val: int) -> None:
-        """Score the training set and the first ``num_val`` validation examples; refit the bin edges."""
+    def rescore(self, train_dataset: Dataset, val_dataset: Dataset, num_val: int, num_train: int | None = None) -> None:
+        """Score the first ``num_train`` (default: all) training and ``num_val`` validation examples; refit the
+        bin edges on the training scores. Training examples left unscored keep NaN (scored when seen)."""
         check_gradients_available()
-        self.train_scores = self._map_sharded(train_dataset, len(train_dataset), lambda x, y: self.score(x).radius)
+        total = len(train_dataset)
+        num_train = total if num_train is None else min(num_train, total)
+        scored = self._map_sharded(train_dataset, num_train, lambda x, y: self.score(x).radius)
+        self.train_scores = torch.cat([scored, scored.new_full((total - num_train,), float("nan"))])
         self.val_scores = self._map_sharded(val_dataset, num_val, lambda x, y: self.score(x).radius)
-        self.schedule.fit_bins(self.train_scores)
+        self.schedule.fit_bins(scored)
         self.scored_epoch.fill_(self.current_epoch)
 
     def update_schedule(self, val_dataset: Dataset, num_val: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -241,20 +252,31 @@ class ARAdaLS(RobustClassifier):
         eps = self.schedule.update(conf, acc, counts, self.eps_step)
         return eps, conf - acc, counts
 
+    def _within_limits(self, n: int, num_batches: float, loader: object) -> int:
+        """At most the examples the Trainer's ``limit_*_batches`` lets an epoch see (all when unlimited)."""
+        batch_size = getattr(loader, "batch_size", None)
+        if batch_size is None or math.isinf(num_batches):
+            return n
+        return min(n, int(num_batches) * batch_size * world()[1])
+
     def on_validation_epoch_end(self) -> None:
         trainer = self.trainer
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
-        val_dataset = _dataset_of(trainer.val_dataloaders)
+        val_loader = trainer.val_dataloaders
+        val_dataset = _dataset_of(val_loader)
         num_val = len(val_dataset) if self.num_val_examples is None else min(self.num_val_examples, len(val_dataset))
+        num_val = self._within_limits(num_val, sum(trainer.num_val_batches), val_loader)
         due = not bool(self.schedule.fitted) or (self.current_epoch + 1) % self.rescore_every_n_epochs == 0
         if due or self.val_scores.numel() != num_val:
-            self.rescore(self._training_dataset(), val_dataset, num_val)
+            train_dataset = self._training_dataset()
+            num_train = self._within_limits(len(train_dataset), trainer.num_training_batches, trainer.train_dataloader)
+            self.rescore(train_dataset, val_dataset, num_val, num_train)
         eps, gap, counts = self.update_schedule(val_dataset, num_val)
-        log = {"adals/mean_train_score": self.train_scores.mean()}
+        log = {"adals/mean_train_score": self.train_scores.nanmean()}
         for r in range(self.num_bins):
             log[f"adals/eps/bin_{r}"] = eps[r]
             log[f"adals/val_count/bin_{r}"] = counts[r]
             if counts[r] > 0:
                 log[f"adals/gap/bin_{r}"] = gap[r]
-        self.log_dict(log, on_step=False, on_epoch=True)
+        self.log_dict(log, on_step=False, on_epoch=True, sync_dist=True)  # identical on every rank

@@ -1,5 +1,5 @@
-"""configs/digits/mixed.yaml through the real CLI, shrunk by the shipped-config harness, on base
-checkpoints freshly trained (a few batches) from configs/digits/standard.yaml and trades.yaml."""
+"""configs/digits/mixed.yaml through the real CLI, shrunk by the shipped-config harness, on a base
+checkpoint freshly trained (a few batches) by the CLI from configs/digits/standard.yaml."""
 
 from __future__ import annotations
 
@@ -32,10 +32,14 @@ def test_mixed_config_fits_and_tests_without_the_base_files(tmp_path, monkeypatc
     with pytest.raises((FileNotFoundError, ValueError), match="digits_standard.ckpt.*mixed_digits.py --bases-only"):
         main(["fit", "--config", str(missing)])
     (tmp_path / "checkpoints").mkdir()
-    shutil.copy(_fit("standard.yaml", tmp_path), tmp_path / "checkpoints" / "digits_standard.ckpt")
-    shutil.copy(_fit("trades.yaml", tmp_path), tmp_path / "checkpoints" / "digits_trades.ckpt")
+    base = _fit("standard.yaml", tmp_path)  # one CLI-trained base in both roles keeps the test fast
+    shutil.copy(base, tmp_path / "checkpoints" / "digits_standard.ckpt")
+    shutil.copy(base, tmp_path / "checkpoints" / "digits_trades.ckpt")
 
-    config = write(shrink(load(CONFIGS / "digits" / "mixed.yaml"), tmp_path), tmp_path / "mixed.yaml")
+    config = shrink(load(CONFIGS / "digits" / "mixed.yaml"), tmp_path)
+    evaluation = config["trainer"]["callbacks"][-1]["init_args"]
+    evaluation.update(sweep_alphas=[0.0, 1.0], bce_weights=[0.5])
+    config = write(config, tmp_path / "mixed.yaml")
     fitted = main(["fit", "--config", str(config)])
     assert isinstance(fitted.model, MixedClassifierModule)
     assert "val/mixture_eval/mixture/robust_acc/adaptive_pgd3_linf_0.2" in fitted.trainer.callback_metrics

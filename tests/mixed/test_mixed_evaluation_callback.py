@@ -13,12 +13,14 @@ from mixed_toys import K, tiny_base, tiny_dataset, tiny_loader, tiny_module, tin
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from robustlit.attacks.spec import AttackSpec
+from robustlit.callbacks import mixture_evaluation
 from robustlit.callbacks.mixture_evaluation import MixtureEvaluation, find_mixture
 from robustlit.callbacks.mixture_figure import sweep_figure
 from robustlit.certify.bounds import clopper_pearson_lower
 from robustlit.certify.mixture_certify import certify_mixture_lipschitz, certify_mixture_smoothed
 from robustlit.certify.radius import cohen_radius
 from robustlit.certify.smoothing import SmoothedClassifier
+from robustlit.utils import distributed
 
 PGD = AttackSpec("pgd", "Linf", 0.2, 3, 0.1)
 
@@ -135,3 +137,30 @@ def test_find_mixture_and_argument_checks():
         MixtureEvaluation(sweep_alphas=[1.5])
     with pytest.raises(ValueError, match="duplicate"):
         MixtureEvaluation(attacks=[PGD, PGD])
+
+
+def test_two_ranks_report_the_single_process_numbers(monkeypatch):
+    """Whole batches dealt to ranks, seeded by batch index: 2 (simulated) ranks == 1 process, exactly."""
+    module = tiny_module().eval()
+    callback = _callback(num_examples=12, batch_size=4, sweep_alphas=[0.5])
+    args = (module.mixture, tiny_dataset(16), K, (0.0, 1.0), torch.device("cpu"))
+
+    def local_rows(rank: int, world_size: int) -> list[dict]:
+        torch.manual_seed(100 + 10 * world_size + rank)  # processes differ in their global RNG state
+        with monkeypatch.context() as patch:
+            patch.setattr(distributed, "world", lambda: (rank, world_size))
+            patch.setattr(mixture_evaluation, "gather_objects", lambda local: [local])
+            patch.setattr(callback, "_summarise", lambda rows, n, mixture: rows)
+            return callback.evaluate(*args)
+
+    def attacked_alpha(rows: list[dict]) -> torch.Tensor:
+        """alpha at the PGD examples: a float per example that depends on the attack's random start."""
+        index = torch.cat([r["index"] for r in rows])
+        return torch.cat([r["alpha_attacked"] for r in rows])[index.argsort()]
+
+    single = local_rows(0, 1)
+    rank0, rank1 = local_rows(0, 2), local_rows(1, 2)
+    assert [len(single), len(rank0), len(rank1)] == [3, 2, 1]  # batches {0, 1, 2}; {0, 2} and {1}
+    assert torch.equal(attacked_alpha(rank1 + rank0), attacked_alpha(single))
+    assert torch.equal(attacked_alpha(local_rows(0, 1)), attacked_alpha(single))  # a rerun agrees
+    assert callback._summarise(rank1 + rank0, 12, module.mixture) == callback.evaluate(*args)
