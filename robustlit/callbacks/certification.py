@@ -247,7 +247,11 @@ class Certification(Callback):
         """Rank 0 starts or checks the sidecar; then every rank reads all finished rows (log and parts)."""
         rank, _ = world()
         meta_path = path.with_name(path.name + ".json")
-        meta = {**self.settings(sigma), "model_fingerprint": model_fingerprint(model)}
+        meta = {
+            **self.settings(sigma),
+            "model_fingerprint": model_fingerprint(model),
+            "sigma_fingerprint": model_fingerprint(sigma),
+        }
         if rank == 0:
             path.parent.mkdir(parents=True, exist_ok=True)
             if not self.resume:

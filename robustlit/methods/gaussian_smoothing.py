@@ -114,6 +114,13 @@ class GaussianSmoothing(RobustClassifier):
     on one draw of ``x + sigma(x) eps`` per example (noise seeded by batch index, so epochs compare).
     Neither is the smoothed classifier's accuracy: that is ``certified_acc/r_0`` of the callback.
 
+    In user code, on any [0, 1] input x (no batch dimension)::
+
+        g = robustlit.checkpoint.load_module("runs/digits-smoothing/version_0/checkpoints/last.ckpt")
+        g = g.smoothed_classifier()
+        g.predict(x, n=1000, alpha=0.001, batch_size=1000)  # a class, or -1 (abstain)
+        g.certify(x, n0=100, n=10_000, alpha=0.001, batch_size=1000)  # .prediction, .radius (pixels)
+
     Args:
         sigma: the noise level: a float (``ConstantSigma``) or a :class:`SigmaFunction`, e.g.
             ``{class_path: robustlit.certify.sigma.ConstantSigma, init_args: {sigma: 0.25}}`` or

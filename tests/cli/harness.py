@@ -18,13 +18,19 @@ def _cap(init_args: dict[str, Any]) -> None:
             init_args[key] = cap
     if init_args.get("num_examples", 0) is None:
         init_args["num_examples"] = CAPS["num_examples"]
-    for attack in init_args.get("attacks") or []:
+    attacks = init_args.get("attacks") or []
+    for attack in attacks:
         if isinstance(attack, dict) and attack.get("steps", 0) > CAPS["steps"]:
             attack["steps"] = CAPS["steps"]
+    # standard AutoAttack has fixed budgets (minutes on CPU); it has its own test (tests/attacks)
+    kept = [a for a in attacks if not (isinstance(a, dict) and a.get("name") == "autoattack")]
+    if attacks and kept:
+        init_args["attacks"] = kept
 
 
 def shrink(config: dict[str, Any], tmp: Path, data_root: Path | None = None) -> dict[str, Any]:
-    """Same config, a few batches of work: 1 epoch, 2 batches per split, small evaluation budgets."""
+    """Same config, a few batches of work: 1 epoch, 2 batches per split, small evaluation budgets,
+    WideResNets at depth 10 / width 1 and AutoAttack dropped where other attacks remain."""
     trainer = config.setdefault("trainer", {})
     trainer.update(
         max_epochs=1,
@@ -51,6 +57,9 @@ def shrink(config: dict[str, Any], tmp: Path, data_root: Path | None = None) -> 
                 args[key] = str(tmp / key)
     model_args = config.get("model", {}).get("init_args", {})
     _cap(model_args)
+    backbone = model_args.get("backbone", {})
+    if str(backbone.get("class_path", "")).endswith("WideResNet"):  # same code path, CPU-sized
+        backbone.setdefault("init_args", {}).update(depth=10, widen_factor=1)
     data_args = config.setdefault("data", {}).setdefault("init_args", {})
     data_args["batch_size"] = min(data_args.get("batch_size", 4), 4)
     data_args["eval_batch_size"] = 4
