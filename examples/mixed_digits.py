@@ -8,8 +8,9 @@ Stages: (1) ``robustlit fit`` of configs/digits/standard.yaml and configs/digits
 checkpoints copied to checkpoints/digits_standard.ckpt and checkpoints/digits_trades.ckpt (the paths
 configs/digits/mixed.yaml names); (2) ``robustlit fit`` of configs/digits/mixed.yaml, last checkpoint
 copied to checkpoints/digits_mixed.ckpt; (3) on the 270 test digits: clean accuracy and PGD-50 Linf
-eps 0.2 robust accuracy of g, h and the mixture, plain PGD and the adaptive attack through alpha, plus
-the constant-alpha sweep, in one rich table (JSON and the sweep figure next to the checkpoint).
+eps 0.2 robust accuracy (step 0.01; torchattacks PGD, and robustlit PGD with 4 restarts) of g, h and
+the mixture, plus the adaptive attack through alpha on the mixture and the constant-alpha sweep, in
+one rich table (JSON and the sweep figure next to the checkpoint).
 """
 
 from __future__ import annotations
@@ -54,9 +55,12 @@ def evaluate(steps: int, num_examples: int | None) -> dict:
     module = MixedClassifierModule.load_from_checkpoint(MIXED, map_location="cpu", weights_only=False).eval()
     data = DigitsDataModule()
     data.setup("test")
+    # torchattacks PGD (1 random start) and robustlit's PGD with 4 restarts (per-example worst), on g, h and
+    # the mixture alike, so that h is not compared with fewer attack runs than the mixture gets.
     pgd = AttackSpec("pgd", "Linf", 0.2, steps, 0.01)
+    pgd_restarts = AttackSpec("native_pgd", "Linf", 0.2, steps, 0.01, restarts=4)
     evaluation = MixtureEvaluation(
-        attacks=[pgd],
+        attacks=[pgd, pgd_restarts],
         bce_weights=[0.1, 0.25, 0.5],
         sweep_alphas=[0.0, 0.25, 0.5, 0.75, 0.9, 1.0],
         num_examples=num_examples,
@@ -83,12 +87,12 @@ def main_cli() -> None:
     (CHECKPOINTS / "digits_mixed_test.json").write_text(json.dumps(summary, indent=2))
     sweep_figure(summary).savefig(CHECKPOINTS / "digits_mixed_sweep.png", dpi=120)
     models = summary["models"]
-    attack = f"pgd{args.steps}_linf_0.2"
     clean_gain = 100 * (models["mixture"]["clean_acc"] - models["robust"]["clean_acc"])
-    robust_gap = 100 * (models["robust"]["robust_acc"][attack] - models["mixture"]["worst_robust_acc"])
+    robust_gap = 100 * (models["mixture"]["worst_robust_acc"] - models["robust"]["worst_robust_acc"])
     print(
-        f"mixture vs robust base h: clean {clean_gain:+.2f} points (goal >= +1); robust accuracy under the worst of "
-        f"plain and adaptive {attack} {-robust_gap:+.2f} points (goal >= -5)"
+        f"mixture vs robust base h: clean {clean_gain:+.2f} points (goal >= +1); PGD-{args.steps} Linf 0.2 robust "
+        f"accuracy, per-example worst over all attacks (plain and adaptive for the mixture) {robust_gap:+.2f} "
+        "points (goal >= -5)"
     )
     print(f"wrote {CHECKPOINTS.relative_to(REPO)}/digits_mixed_test.json and digits_mixed_sweep.png")
 

@@ -49,9 +49,7 @@ class AlphaExposed(nn.Module):
         return torch.cat([log_probs, gamma_logit.to(log_probs.dtype).unsqueeze(1)], dim=1)
 
 
-def adaptive_mixture_loss(
-    log_probs: Tensor, gamma_logit: Tensor, y: Tensor, bce_weight: float | Tensor
-) -> Tensor:
+def adaptive_mixture_loss(log_probs: Tensor, gamma_logit: Tensor, y: Tensor, bce_weight: float | Tensor) -> Tensor:
     """Per-example attack objective ``(1 - w) * CE(out, y) + w * BCE(gamma, 1)`` (N,), to maximise.
 
     ``log_probs`` are the mixture's log-probabilities (so CE is the mixture's NLL); ``bce_weight`` w is

@@ -232,6 +232,11 @@ class AdversarialEvaluation(Callback):
         if self.print_table and stage in self.results:
             print_robustness_table(self.results[stage], title=f"{stage}: adversarial evaluation")
 
+    @property
+    def state_key(self) -> str:
+        """Unique per configuration, so several instances (e.g. one per stage) can be checkpointed."""
+        return self._generate_state_key(stages=sorted(self.stages), attacks=[a.metric_name for a in self.attacks])
+
     def state_dict(self) -> dict:
         return {"results": self.results}
 

@@ -38,7 +38,6 @@ from robustlit.certify.mixture_certify import certify_mixture_lipschitz, certify
 from robustlit.data.base import check_in_bounds
 from robustlit.models.mixture import MixedClassifier
 from robustlit.utils.distributed import gather_objects, my_batches
-from robustlit.utils.plain_types import plain
 
 Stage = Literal["validate", "test"]
 MODELS = ("standard", "robust", "mixture")
@@ -385,10 +384,10 @@ class MixtureEvaluation(Callback):
     def _run(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str, dataset: Dataset) -> None:
         mixture = find_mixture(pl_module)
         summary = self.evaluate(mixture, dataset, pl_module.num_classes, pl_module.bounds, pl_module.device)
-        summary = plain(summary) | {"epoch": trainer.current_epoch}
+        summary["epoch"] = trainer.current_epoch
         self.results[stage] = summary
         pl_module.log_dict(self.metrics(summary, stage), on_step=False, on_epoch=True, sync_dist=True)
-        self._write(trainer, stage, summary)
+        self._write(trainer, trainer.log_dir, stage, summary)  # log_dir is a collective: read it on every rank
 
     @staticmethod
     def metrics(summary: dict, stage: str) -> dict[str, float]:
@@ -413,16 +412,16 @@ class MixtureEvaluation(Callback):
         return log
 
     @rank_zero_only
-    def _write(self, trainer: pl.Trainer, stage: str, summary: dict) -> None:
+    def _write(self, trainer: pl.Trainer, log_dir: str | None, stage: str, summary: dict) -> None:
         figure = sweep_figure(summary) if summary["sweep"]["points"] else None
         for logger in trainer.loggers:
             if figure is not None and isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_figure(
                     f"{stage}/mixture_sweep", figure, global_step=trainer.global_step, close=False
                 )
-        if trainer.log_dir is None:
+        if log_dir is None:
             return
-        root = Path(trainer.log_dir)
+        root = Path(log_dir)
         root.mkdir(parents=True, exist_ok=True)
         (root / f"mixture_evaluation_{stage}.json").write_text(json.dumps(summary, indent=2))
         if figure is not None:
@@ -433,8 +432,13 @@ class MixtureEvaluation(Callback):
         if self.print_table and stage in self.results:
             print_mixture_table(self.results[stage], title=f"{stage}: standard base, robust base and mixture")
 
+    @property
+    def state_key(self) -> str:
+        """Unique per configuration, so several instances (e.g. one per stage) can be checkpointed."""
+        return self._generate_state_key(stages=sorted(self.stages), attacks=[a.metric_name for a in self.attacks])
+
     def state_dict(self) -> dict:
-        return {"results": plain(self.results)}  # loadable with torch.load(weights_only=True)
+        return {"results": self.results}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.results = state_dict.get("results", {})

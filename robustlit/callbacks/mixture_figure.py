@@ -38,6 +38,6 @@ def sweep_figure(summary: dict) -> Figure:
     ax.set_ylabel(f"robust accuracy (%), {attack}")
     ax.set_title(f"mixed classifier: accuracy vs robustness ({summary['num_examples']} examples)")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="upper left")  # low clean + high robust: the empty corner
     figure.tight_layout()
     return figure

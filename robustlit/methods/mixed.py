@@ -27,7 +27,6 @@ from robustlit.losses.mixture import mixing_network_loss
 from robustlit.methods.base import RobustClassifier
 from robustlit.methods.mixed_bases import MIXED_DIGITS_COMMAND, load_base_model
 from robustlit.models.mixture import FeatureTap, MixedClassifier, MixingNetwork
-from robustlit.utils.plain_types import plain
 
 __all__ = ["MIXED_DIGITS_COMMAND", "MixedClassifierModule"]
 
@@ -286,11 +285,6 @@ class MixedClassifierModule(RobustClassifier):
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         super().test_step(batch, batch_idx)
         self._log_alpha(batch[0], "test")
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Plain types in the saved hyperparameters, so ``robustlit test --ckpt_path`` can read them
-        with ``torch.load(weights_only=True)`` (jsonargparse's ``PositiveInt`` etc. are not allowed)."""
-        checkpoint["hyper_parameters"] = plain(checkpoint.get("hyper_parameters", {}))
 
     def configure_optimizers(self):  # noqa: ANN201 - Lightning accepts several return types
         if self.mixture.mixing_network is None or self.mixture.alpha is not None:

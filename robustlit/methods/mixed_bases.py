@@ -16,8 +16,7 @@ from lightning.pytorch.cli import instantiate_module
 from torch import nn
 
 from robustlit.checkpoint import load_classifier
-from robustlit.methods.base import RobustClassifier
-from robustlit.utils.plain_types import plain
+from robustlit.methods.base import RobustClassifier, plain_types
 
 __all__ = ["MIXED_DIGITS_COMMAND", "load_base_model"]
 
@@ -30,10 +29,19 @@ def _config_of(path: Path) -> dict | None:
     hparams = torch.load(path, map_location="cpu", weights_only=False).get("hyper_parameters") or {}
     if "_class_path" not in hparams:
         return None  # built in Python: its backbone object is not a configuration
-    try:
-        return plain({k: v for k, v in hparams.items() if k != "_instantiator"}, strict=True)
-    except TypeError:
-        return None
+    config = plain_types({k: v for k, v in hparams.items() if k != "_instantiator"})
+    return config if _is_plain(config) else None
+
+
+def _is_plain(value: object) -> bool:
+    """Only None, bools, numbers, strings, lists/tuples and dicts of them (loadable with weights_only)."""
+    if value is None or type(value) in (bool, int, float, str):
+        return True
+    if isinstance(value, list | tuple):
+        return all(_is_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+    return False
 
 
 def load_base_model(

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import robustlit
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
 from harness import CONFIGS, load, shrink, write  # noqa: E402
 
@@ -52,6 +54,8 @@ def test_mixed_config_fits_and_tests_without_the_base_files(tmp_path, monkeypatc
         expected = fitted.model.eval()(x)
         reloaded = MixedClassifierModule.load_from_checkpoint(last, weights_only=False).eval()
         torch.testing.assert_close(reloaded(x), expected)
+        classifier = robustlit.load_classifier(last)  # the generic loader, class path from the checkpoint
+        torch.testing.assert_close(classifier(x), expected)
     tested = main(["test", "--config", str(config), "--ckpt_path", str(last)])
     assert "test/mixture_eval/mixture/clean_acc" in tested.trainer.callback_metrics
     with torch.no_grad():
