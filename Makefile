@@ -30,5 +30,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
+# Issue 4's comparison: Standard, PGD-AT, TRADES, DRO-AT, AR-AdaLS, label smoothing on digits (~10 min).
+compare-calibration: $(STAMP)
+	$(BIN)/python examples/compare_calibration.py
+
 clean:
 	rm -rf runs lightning_logs .pytest_cache

@@ -63,7 +63,7 @@ class Settings:
     lr: float = 2e-3
     batch_size: int = 64
     beta: float = 6.0
-    temperature: float = 0.5
+    temperature: float = 2.0
     momentum: float = 0.1
     smoothing: float = 0.1
     adals_bins: int = 5

@@ -42,9 +42,7 @@ def project(x_adv: Tensor, x: Tensor, eps: float, norm: Norm, bounds: tuple[floa
     return x_adv
 
 
-def random_start(
-    x: Tensor, eps: float, norm: Norm, kind: RandomStart, bounds: tuple[float, float] | None
-) -> Tensor:
+def random_start(x: Tensor, eps: float, norm: Norm, kind: RandomStart, bounds: tuple[float, float] | None) -> Tensor:
     """Initial point: uniform in the ball (Madry), x + 0.001 N(0, I) (TRADES), or x itself."""
     if kind == "none" or eps == 0:
         return x.clone()

@@ -31,9 +31,7 @@ def _torchattacks(spec: AttackSpec, model: nn.Module, num_classes: int):  # noqa
     if spec.name == "pgd":
         return torchattacks.PGDL2(model, eps=eps, alpha=alpha, steps=steps, random_start=spec.random_start)
     if spec.name == "apgd":
-        return torchattacks.APGD(
-            model, norm=spec.norm, eps=eps, steps=steps, n_restarts=spec.restarts, loss="ce"
-        )
+        return torchattacks.APGD(model, norm=spec.norm, eps=eps, steps=steps, n_restarts=spec.restarts, loss="ce")
     if spec.name == "apgd_t":
         return torchattacks.APGDT(
             model, norm=spec.norm, eps=eps, steps=steps, n_restarts=spec.restarts, n_classes=num_classes
@@ -124,9 +122,7 @@ def build_attack(
             x_adv = inner(x, y).detach().to(x.device)
         inside = inside_threat_model(x_adv, x, spec)
         if bounds is not None:
-            inside &= (x_adv >= bounds[0] - 1e-6).flatten(1).all(1) & (x_adv <= bounds[1] + 1e-6).flatten(
-                1
-            ).all(1)
+            inside &= (x_adv >= bounds[0] - 1e-6).flatten(1).all(1) & (x_adv <= bounds[1] + 1e-6).flatten(1).all(1)
         if not bool(inside.all()):
             if spec.name not in MINIMAL_NORM_ATTACKS:
                 raise RuntimeError(

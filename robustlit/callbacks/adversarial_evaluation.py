@@ -137,9 +137,7 @@ class AdversarialEvaluation(Callback):
     def _cache_root(self, model: torch.nn.Module, n: int) -> Path | None:
         if self.cache_dir is None:
             return None
-        return (
-            self.cache_dir / f"model-{model_fingerprint(model)}" / f"n{n}-bs{self.batch_size}-seed{self.seed}"
-        )
+        return self.cache_dir / f"model-{model_fingerprint(model)}" / f"n{n}-bs{self.batch_size}-seed{self.seed}"
 
     def _batch(self, model, dataset, attacks, batch_id, indices, bounds, device, cache) -> dict:  # noqa: ANN001
         x, y = default_collate([dataset[i] for i in indices])[:2]
@@ -195,9 +193,7 @@ class AdversarialEvaluation(Callback):
                 "spec": spec,
                 "robust_acc": ok.float().mean().item(),
                 "worst_class_robust_acc": worst_class_accuracy(per_class).item(),
-                "worst_fraction_robust_acc": worst_fraction_class_accuracy(
-                    per_class, self.worst_fraction
-                ).item(),
+                "worst_fraction_robust_acc": worst_fraction_class_accuracy(per_class, self.worst_fraction).item(),
                 "per_class_robust_acc": per_class.tolist(),
             }
         return summary

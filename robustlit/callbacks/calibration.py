@@ -243,7 +243,7 @@ class CalibrationEvaluation(Callback):
         }
         pl_module.log_dict(log, on_step=False, on_epoch=True, sync_dist=True)
         self._log_figures(trainer, stage, summary)
-        self._write_json(trainer, stage, summary)
+        self._write_json(trainer.log_dir, stage, summary)  # log_dir is a collective: read it on every rank
 
     @rank_zero_only
     def _log_figures(self, trainer: pl.Trainer, stage: str, summary: dict) -> None:
@@ -262,10 +262,10 @@ class CalibrationEvaluation(Callback):
                 logger.experiment.add_figure(tag, figure, global_step=trainer.global_step, close=False)
 
     @rank_zero_only
-    def _write_json(self, trainer: pl.Trainer, stage: str, summary: dict) -> None:
-        if trainer.log_dir is None:
+    def _write_json(self, log_dir: str | None, stage: str, summary: dict) -> None:
+        if log_dir is None:
             return
-        path = Path(trainer.log_dir) / f"calibration_{stage}.json"
+        path = Path(log_dir) / f"calibration_{stage}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(summary, indent=2))
 
@@ -273,6 +273,13 @@ class CalibrationEvaluation(Callback):
     def _print(self, stage: str) -> None:
         if self.print_table and stage in self.results:
             print_calibration_table(self.results[stage], title=f"{stage}: calibration")
+
+    @property
+    def state_key(self) -> str:
+        """Unique per configuration, so several instances (e.g. one per stage) can be checkpointed."""
+        return self._generate_state_key(
+            stages=sorted(self.stages), shifts=self.shifts, severities=self.severities, n=self.num_examples
+        )
 
     def state_dict(self) -> dict:
         return {"results": self.results}

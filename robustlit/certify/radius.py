@@ -117,9 +117,7 @@ def input_dependent_radius(
     if rate < 0:
         raise ValueError(f"rate (semi-elasticity) must be >= 0, got {rate}")
     if dim < 1 or num_radius_steps < 1 or num_sigma_steps < 2 or max_radius_in_sigmas <= 0:
-        raise ValueError(
-            "need dim >= 1, num_radius_steps >= 1, num_sigma_steps >= 2, max_radius_in_sigmas > 0"
-        )
+        raise ValueError("need dim >= 1, num_radius_steps >= 1, num_sigma_steps >= 2, max_radius_in_sigmas > 0")
     cohen = cohen_radius(p_a_lower, sigma0)
     if rate == 0 or cohen == 0.0:
         return cohen

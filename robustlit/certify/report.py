@@ -43,9 +43,7 @@ def certified_accuracy(
     return [float(np.mean(c & (r >= t))) for t in thresholds]
 
 
-def average_certified_radius(
-    radii: Sequence[float] | np.ndarray, correct: Sequence[bool] | np.ndarray
-) -> float:
+def average_certified_radius(radii: Sequence[float] | np.ndarray, correct: Sequence[bool] | np.ndarray) -> float:
     """ACR: mean over all examples of ``radius * correct`` (wrong and abstained examples count 0)."""
     r, c = _as_arrays(radii, correct)
     return float(np.mean(np.where(c, r, 0.0)))

@@ -99,9 +99,7 @@ class KNNSigma(SigmaFunction):
         ref = self.reference
         flat = x.flatten(1).to(device=ref.device, dtype=ref.dtype)
         if flat.shape[1] != ref.shape[1]:
-            raise ValueError(
-                f"inputs have {flat.shape[1]} features but the reference points have {ref.shape[1]}"
-            )
+            raise ValueError(f"inputs have {flat.shape[1]} features but the reference points have {ref.shape[1]}")
         out = []
         for q in flat.split(self.query_chunk):
             best = torch.full((q.shape[0], 0), float("inf"), dtype=ref.dtype, device=ref.device)

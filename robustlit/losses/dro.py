@@ -24,16 +24,12 @@ from torch import Tensor, nn
 
 def _check_losses(losses: Tensor) -> None:
     if losses.dim() != 1 or losses.numel() == 0:
-        raise ValueError(
-            f"expected a non-empty 1-D tensor of per-example losses; got shape {tuple(losses.shape)}"
-        )
+        raise ValueError(f"expected a non-empty 1-D tensor of per-example losses; got shape {tuple(losses.shape)}")
 
 
 def _check_temperature(temperature: float) -> None:
     if not temperature > 0:
-        raise ValueError(
-            f"the DRO temperature r must be > 0 (use math.inf for uniform weights); got {temperature}"
-        )
+        raise ValueError(f"the DRO temperature r must be > 0 (use math.inf for uniform weights); got {temperature}")
 
 
 def dro_weights(losses: Tensor, temperature: float) -> Tensor:
@@ -80,9 +76,7 @@ def weighted_mean(losses: Tensor, weights: Tensor, self_normalised: bool = False
     """
     _check_losses(losses)
     if weights.shape != losses.shape:
-        raise ValueError(
-            f"weights shape {tuple(weights.shape)} differs from losses shape {tuple(losses.shape)}"
-        )
+        raise ValueError(f"weights shape {tuple(weights.shape)} differs from losses shape {tuple(losses.shape)}")
     weighted = weights * losses
     if self_normalised:
         return weighted.sum() / weights.sum()

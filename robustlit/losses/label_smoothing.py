@@ -20,9 +20,7 @@ def smoothed_targets(y: Tensor, num_classes: int, eps_per_example: Tensor | floa
     if eps.dim() == 0:
         eps = eps.expand(y.shape[0])
     if eps.shape != y.shape:
-        raise ValueError(
-            f"eps_per_example must be a float or have shape {tuple(y.shape)}; got {tuple(eps.shape)}"
-        )
+        raise ValueError(f"eps_per_example must be a float or have shape {tuple(y.shape)}; got {tuple(eps.shape)}")
     if (eps < 0).any() or (eps > 1).any():
         raise ValueError("label-smoothing strengths must lie in [0, 1]")
     eps = eps.unsqueeze(1)
@@ -45,9 +43,7 @@ def bin_confidence_accuracy(
     """
     conf, pred = probs.max(dim=1)
     correct = (pred == y).to(conf.dtype)
-    counts = torch.zeros(num_bins, dtype=conf.dtype, device=conf.device).index_add_(
-        0, bin_index, torch.ones_like(conf)
-    )
+    counts = torch.zeros(num_bins, dtype=conf.dtype, device=conf.device).index_add_(0, bin_index, torch.ones_like(conf))
     conf_sum = torch.zeros_like(counts).index_add_(0, bin_index, conf)
     acc_sum = torch.zeros_like(counts).index_add_(0, bin_index, correct)
     denom = counts.clamp_min(1.0)

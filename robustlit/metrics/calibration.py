@@ -44,9 +44,7 @@ def reliability_bins(probs: Tensor, y: Tensor, n_bins: int = 15) -> tuple[Tensor
     correct = (pred == y).float()
     boundaries = torch.linspace(0, 1, n_bins + 1, dtype=conf.dtype, device=conf.device)
     index = (torch.bucketize(conf, boundaries, right=True) - 1).clamp(0, n_bins - 1)
-    counts = torch.zeros(n_bins, dtype=conf.dtype, device=conf.device).index_add_(
-        0, index, torch.ones_like(conf)
-    )
+    counts = torch.zeros(n_bins, dtype=conf.dtype, device=conf.device).index_add_(0, index, torch.ones_like(conf))
     denom = counts.clamp_min(1.0)
     bin_conf = torch.zeros_like(counts).index_add_(0, index, conf) / denom
     bin_acc = torch.zeros_like(counts).index_add_(0, index, correct) / denom
@@ -80,9 +78,7 @@ def negative_log_likelihood(probs: Tensor, y: Tensor, min_prob: float = 1e-12) -
     return -torch.log(true_prob.clamp_min(min_prob)).mean()
 
 
-def reliability_diagram_figure(
-    bin_conf: Tensor, bin_acc: Tensor, bin_count: Tensor, title: str = ""
-) -> Figure:
+def reliability_diagram_figure(bin_conf: Tensor, bin_acc: Tensor, bin_count: Tensor, title: str = "") -> Figure:
     """Reliability diagram of the output of :func:`reliability_bins` as a matplotlib ``Figure``.
 
     Top: accuracy per confidence bin (bars), the gap to the bin's mean confidence (hatched) and the

@@ -12,9 +12,7 @@ class SmallCNN(nn.Module):
     on CPU. Global average pooling after the conv stack makes it input-size agnostic.
     """
 
-    def __init__(
-        self, num_classes: int = 10, in_channels: int = 1, width: int = 32, hidden: int = 128
-    ) -> None:
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, width: int = 32, hidden: int = 128) -> None:
         super().__init__()
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, width, 3, padding=1),

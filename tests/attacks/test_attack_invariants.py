@@ -111,9 +111,7 @@ def test_pgd_on_linear_model_reaches_closed_form_worst_case() -> None:
     expected = (x + eps * direction).clamp(0, 1)
     assert torch.allclose(x_adv, expected, atol=1e-6)
     # robust margin on unbounded features: y_s (w·x+b) - eps ||w||_1
-    x_free = pgd_attack(
-        linear, x, loss, eps=eps, step_size=eps, steps=2, random_start_kind="none", bounds=None
-    )
+    x_free = pgd_attack(linear, x, loss, eps=eps, step_size=eps, steps=2, random_start_kind="none", bounds=None)
     sign = torch.where(y == 1, 1.0, -1.0)
     margin = sign * (x_free @ w + b)
     assert torch.allclose(margin, sign * (x @ w + b) - eps * w.abs().sum(), atol=1e-5)

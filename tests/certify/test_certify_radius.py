@@ -32,9 +32,7 @@ def test_cohen_radius_abstains_at_or_below_one_half() -> None:
 def _endpoint_worst(a: float, sigma0: float, rate: float, p_b: float, dim: int) -> float:
     """Worst case at the two admissible extremes and at sigma0 (no grid, no clamping)."""
     s1 = sigma0 * np.exp(np.array([-rate * a, rate * a]))
-    return float(
-        max(worst_case_xi(a, sigma0, s1, p_b, dim).max(), worst_case_xi(a, sigma0, sigma0, p_b, dim)[()])
-    )
+    return float(max(worst_case_xi(a, sigma0, s1, p_b, dim).max(), worst_case_xi(a, sigma0, sigma0, p_b, dim)[()]))
 
 
 def _fine_radius(p_a: float, sigma0: float, rate: float, dim: int) -> float:

@@ -26,9 +26,7 @@ def test_gairat_formula_and_floor_half() -> None:
     floored = gairat_weights(kappa, num_steps=7, lam=-1.0, normalise=False, floor_half=True)
     expected_floor = torch.tensor([0.5 * (1 + math.tanh(-1 + (3 - k) * 5 / 3)) for k in (0, 3, 7)])
     assert torch.allclose(floored, expected_floor, atol=1e-6)
-    assert torch.allclose(
-        gairat_weights(kappa, 10, floor_half=True), gairat_weights(kappa, 10, floor_half=False)
-    )
+    assert torch.allclose(gairat_weights(kappa, 10, floor_half=True), gairat_weights(kappa, 10, floor_half=False))
     with pytest.raises(ValueError):
         gairat_weights(torch.tensor([11]), num_steps=10)
 

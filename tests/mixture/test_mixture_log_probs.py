@@ -17,9 +17,7 @@ def logits() -> tuple[torch.Tensor, torch.Tensor]:
     return 3 * torch.randn(N, K, generator=gen), 3 * torch.randn(N, K, generator=gen)
 
 
-def _direct(
-    z_g: torch.Tensor, z_h: torch.Tensor, alpha: torch.Tensor, s_g: float, s_h: float
-) -> torch.Tensor:
+def _direct(z_g: torch.Tensor, z_h: torch.Tensor, alpha: torch.Tensor, s_g: float, s_h: float) -> torch.Tensor:
     a = alpha.reshape(-1, 1) if alpha.dim() else alpha
     return torch.log((1 - a) * F.softmax(s_g * z_g, 1) + a * F.softmax(s_h * z_h, 1))
 

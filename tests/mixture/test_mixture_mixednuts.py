@@ -43,13 +43,9 @@ def test_transform_matches_an_independent_implementation(k):
     for s, c, p in [(5.0, -1.1, 4.0), (0.6116, -2.1429, 3.5714), (1.0, 0.0, 1.0)]:
         out = mixednuts_transform(z, s, c, p, k=k)
         assert out.dtype == torch.float32
-        np.testing.assert_allclose(
-            out.numpy(), _np_transform(z.double().numpy(), s, c, p, k), rtol=1e-5, atol=1e-5
-        )
+        np.testing.assert_allclose(out.numpy(), _np_transform(z.double().numpy(), s, c, p, k), rtol=1e-5, atol=1e-5)
     out64 = mixednuts_transform(z.double(), 5.0, -1.1, 4.0, k=k)
-    np.testing.assert_allclose(
-        out64.numpy(), _np_transform(z.double().numpy(), 5.0, -1.1, 4.0, k), rtol=1e-12
-    )
+    np.testing.assert_allclose(out64.numpy(), _np_transform(z.double().numpy(), 5.0, -1.1, 4.0, k), rtol=1e-12)
 
 
 def test_hard_max_mixture_overrides_iff_transformed_margin_exceeds_mu():
@@ -83,14 +79,10 @@ def test_mixednuts_log_probs_are_finite_normalised_and_exact_at_the_endpoints():
     assert torch.equal(out0.argmax(1), z_g.argmax(1))
     assert (out0.exp().max(1).values == 1).all()
     out1 = mixednuts_log_probs(z_g, z_h, 5.0, -1.1, 4.0, 1.0)
-    torch.testing.assert_close(
-        out1, torch.log_softmax(mixednuts_transform(z_h.double(), 5.0, -1.1, 4.0), 1).float()
-    )
+    torch.testing.assert_close(out1, torch.log_softmax(mixednuts_transform(z_h.double(), 5.0, -1.1, 4.0), 1).float())
 
 
-@pytest.mark.parametrize(
-    ("s", "c", "p"), itertools.product([0.05, 1.0, 5.0], [-1.1, -0.5, 0.0], [1.0, 2.5, 4.0])
-)
+@pytest.mark.parametrize(("s", "c", "p"), itertools.product([0.05, 1.0, 5.0], [-1.1, -0.5, 0.0], [1.0, 2.5, 4.0]))
 def test_transform_is_monotone_where_gelu_is_increasing(s, c, p):
     """Check 20: classes with z~ + c >= GELU_ARGMIN keep their order, and dM_k/dz_k >= 0 there."""
     z = _random_logits(100, 10, seed=5).double()
@@ -130,9 +122,7 @@ def test_transform_can_reorder_classes_below_the_gelu_minimum():
     assert mixednuts_transform(z_top, 1.0, c_mid, 1.0).argmax().item() != 0
 
 
-def _np_objective(
-    za: np.ndarray, zb: np.ndarray, s: float, c: float, p: float, keep: float
-) -> tuple[float, float]:
+def _np_objective(za: np.ndarray, zb: np.ndarray, s: float, c: float, p: float, keep: float) -> tuple[float, float]:
     def margins(z: np.ndarray) -> np.ndarray:
         q = np.sort(_np_softmax(_np_transform(z, s, c, p)), axis=1)
         return q[:, -1] - q[:, -2]
