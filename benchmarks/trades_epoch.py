@@ -88,7 +88,9 @@ def plain_epoch(data: DigitsDataModule) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 = least noise on shared machines)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     data = DigitsDataModule(batch_size=64)
     data.setup("fit")
     robustlit_epoch(data), plain_epoch(data)  # warm-up (allocator, MKL-DNN kernels)
