@@ -347,6 +347,14 @@ class Certification(Callback):
         if self.print_table and stage in self.results:
             print_certification_table(self.results[stage], title=f"{stage}: randomized-smoothing certification")
 
+    @property
+    def state_key(self) -> str:
+        """Unique per configuration, so several instances (e.g. one per stage) can be checkpointed."""
+        sigma = None if self.sigma_fn is None else self.sigma_fn.extra_repr()
+        return self._generate_state_key(
+            stages=sorted(self.stages), n0=self.n0, n=self.n, alpha=self.alpha, skip=self.skip, sigma=sigma
+        )
+
     def state_dict(self) -> dict:
         return {"results": self.results}
 

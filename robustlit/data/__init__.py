@@ -1,0 +1,30 @@
+"""DataModules yielding [0, 1] images or feature vectors (DESIGN contract 1)."""
+
+from robustlit.data.base import RobustDataModule, check_in_bounds
+from robustlit.data.digits import DigitsDataModule
+from robustlit.data.tsipras import (
+    TsiprasDataModule,
+    linear_population_accuracy,
+    sample_tsipras,
+    theorem_2_1_bound,
+)
+from robustlit.data.vision import (
+    CIFAR10DataModule,
+    CIFAR100DataModule,
+    MNISTDataModule,
+    TorchvisionDataModule,
+)
+
+__all__ = [
+    "CIFAR10DataModule",
+    "CIFAR100DataModule",
+    "DigitsDataModule",
+    "MNISTDataModule",
+    "RobustDataModule",
+    "TorchvisionDataModule",
+    "TsiprasDataModule",
+    "check_in_bounds",
+    "linear_population_accuracy",
+    "theorem_2_1_bound",
+    "sample_tsipras",
+]

@@ -1,0 +1,108 @@
+"""MNIST, CIFAR-10 and CIFAR-100 through torchvision, in [0, 1] pixel space (no normalisation here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset, Subset
+from torchvision import datasets, transforms
+
+from robustlit.data.base import RobustDataModule
+
+
+class TorchvisionDataModule(RobustDataModule):
+    """Common logic: a fixed seeded validation split carved from the training set, and a clear
+    error when the files are missing and downloading is off.
+
+    Args:
+        root: directory holding (or receiving) the dataset files.
+        download: download the files if missing (needs network).
+        val_size: number of training images held out for validation (fixed by ``split_seed``).
+        augment: standard training augmentation (CIFAR: random crop with 4-pixel padding + flip).
+    """
+
+    dataset_class: type = datasets.MNIST
+    train_augmentation: list = []
+
+    def __init__(
+        self,
+        root: str = "data",
+        download: bool = True,
+        val_size: int = 5000,
+        augment: bool = True,
+        batch_size: int = 128,
+        eval_batch_size: int | None = 500,
+        num_workers: int = 2,
+        seed: int = 0,
+        split_seed: int = 0,
+    ) -> None:
+        super().__init__(batch_size, eval_batch_size, num_workers, seed)
+        if val_size < 0:
+            raise ValueError(f"val_size must be >= 0; got {val_size}")
+        self.root, self.download, self.val_size = root, download, val_size
+        self.augment, self.split_seed = augment, split_seed
+
+    def _dataset(self, train: bool, augment: bool) -> Dataset:
+        steps = (self.train_augmentation if augment else []) + [transforms.ToTensor()]
+        name = self.dataset_class.__name__
+        try:
+            return self.dataset_class(
+                self.root, train=train, download=self.download, transform=transforms.Compose(steps)
+            )
+        except RuntimeError as error:
+            if self.download:
+                raise RuntimeError(
+                    f"{name}: could not download to {Path(self.root).resolve()} ({error}). With no network, copy "
+                    "the dataset files there and set download: false."
+                ) from error
+            raise FileNotFoundError(
+                f"{name}: no dataset files under {Path(self.root).resolve()} and download is off. Put the "
+                f"torchvision {name} files there, or set `--data.init_args.download true` (needs network)."
+            ) from error
+
+    def prepare_data(self) -> None:
+        if self.download:
+            self._dataset(train=True, augment=False)
+            self._dataset(train=False, augment=False)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.test_dataset is not None:
+            return
+        train_plain = self._dataset(train=True, augment=False)
+        train_aug = self._dataset(train=True, augment=self.augment) if self.augment else train_plain
+        if self.val_size >= len(train_plain):
+            raise ValueError(f"val_size={self.val_size} leaves no training data ({len(train_plain)} images)")
+        order = torch.randperm(len(train_plain), generator=torch.Generator().manual_seed(self.split_seed))
+        val_index, train_index = order[: self.val_size].tolist(), order[self.val_size :].tolist()
+        self.train_dataset = Subset(train_aug, train_index)
+        self.val_dataset = Subset(train_plain, val_index)
+        self.test_dataset = self._dataset(train=False, augment=False)
+
+
+class MNISTDataModule(TorchvisionDataModule):
+    """MNIST, 1x28x28, 10 classes."""
+
+    dataset_class = datasets.MNIST
+    num_classes = 10
+    mean = (0.1307,)
+    std = (0.3081,)
+
+
+class CIFAR10DataModule(TorchvisionDataModule):
+    """CIFAR-10, 3x32x32, 10 classes, crop+flip augmentation."""
+
+    dataset_class = datasets.CIFAR10
+    train_augmentation = [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()]
+    num_classes = 10
+    mean = (0.4914, 0.4822, 0.4465)
+    std = (0.2471, 0.2435, 0.2616)
+
+
+class CIFAR100DataModule(CIFAR10DataModule):
+    """CIFAR-100, 3x32x32, 100 classes, crop+flip augmentation."""
+
+    dataset_class = datasets.CIFAR100
+    num_classes = 100
+    mean = (0.5071, 0.4865, 0.4409)
+    std = (0.2673, 0.2564, 0.2762)
