@@ -1,6 +1,8 @@
 """``python -m robustlit`` = the ``robustlit`` console script."""
 
-from robustlit.cli import main
+import sys
+
+from robustlit.cli import console_main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(console_main())

@@ -15,6 +15,7 @@ from robustlit.callbacks.adversarial_evaluation import AdversarialEvaluation
 from robustlit.callbacks.checkpoint import RobustCheckpoint
 from robustlit.data.base import RobustDataModule
 from robustlit.methods.base import RobustClassifier
+from robustlit.utils.quiet import silence_third_party_noise
 
 ROBUST_MONITOR = "val/robust_acc/ensemble"
 
@@ -61,7 +62,9 @@ class RobustLitCLI(LightningCLI):
 
 
 def main(args: list[str] | None = None, run: bool = True) -> RobustLitCLI:
-    """Entry point of the ``robustlit`` console script (``args`` lets tests drive it)."""
+    """Build (and by default run) the CLI; returns it so that tests and scripts can read the trainer
+    and model. The console script calls :func:`console_main`, which turns this into an exit status."""
+    silence_third_party_noise()
     return RobustLitCLI(
         RobustClassifier,
         RobustDataModule,
@@ -81,4 +84,15 @@ def main(args: list[str] | None = None, run: bool = True) -> RobustLitCLI:
     )
 
 
-__all__ = ["RobustLitCLI", "main"]
+def console_main() -> int:
+    """Entry point of the ``robustlit`` console script: exit status 0 on success.
+
+    A wrong config exits 2 (jsonargparse's ``parser.error``); an exception during the run propagates
+    and Python exits 1 with its traceback. Returning the CLI object itself to ``sys.exit`` would make
+    every success exit 1, which is what an earlier version did.
+    """
+    main()
+    return 0
+
+
+__all__ = ["RobustLitCLI", "console_main", "main"]
