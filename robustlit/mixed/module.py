@@ -1,9 +1,9 @@
-"""Mixed classifier of a standard and a robust model ("adaptive smoothing", Bai et al. 2023), methods.md 6.
+"""Lightning module of the mixed classifier ("adaptive smoothing", Bai et al. 2023, arXiv 2301.12554).
 
 ``out(x) = log((1 - alpha(x)) softmax(s_g z_g(x)) + alpha(x) softmax(s_h z_h(x)))`` with frozen base
 models g (accurate) and h (robust); alpha is a constant or the output of a mixing network that reads
 intermediate features of both base models (forward hooks on named layers). Only the mixing network
-is trained, with the recipe of methods.md 6.3.
+is trained, with the recipe described in docs/mixed_classifier.md.
 """
 
 from __future__ import annotations
@@ -21,12 +21,14 @@ from jsonargparse.typing import (
 )
 from torch import Tensor, nn
 
-from robustlit.attacks.adaptive_mixture import randomized_mixture_attack
 from robustlit.attacks.threat_model import Norm
-from robustlit.losses.mixture import mixing_network_loss
 from robustlit.methods.base import RobustClassifier
-from robustlit.methods.mixed_bases import MIXED_DIGITS_COMMAND, load_base_model
-from robustlit.models.mixture import FeatureTap, MixedClassifier, MixingNetwork
+from robustlit.mixed.bases import MIXED_DIGITS_COMMAND, load_base_model
+from robustlit.mixed.classifier import MixedClassifier
+from robustlit.mixed.feature_tap import FeatureTap
+from robustlit.mixed.loss import mixing_network_loss
+from robustlit.mixed.mixing_network import MixingNetwork
+from robustlit.mixed.training_attack import randomized_mixture_attack
 
 __all__ = ["MIXED_DIGITS_COMMAND", "MixedClassifierModule"]
 
@@ -45,7 +47,7 @@ def _feature_channels(model: nn.Module, layers: Sequence[str], input_shape: Sequ
 
 
 class MixedClassifierModule(RobustClassifier):
-    """Mixed classifier ``log((1 - alpha) softmax(s_g z_g) + alpha softmax(s_h z_h))`` (methods.md 6.1, 6.3).
+    """Mixed classifier ``log((1 - alpha) softmax(s_g z_g) + alpha softmax(s_h z_h))`` (Bai et al. 2023).
 
     ``self.classifier`` is ``Sequential(Normalize(0, 1), MixedClassifier)``: the base models carry
     their own normalisation, so the outer one is the identity (``mean``/``std`` linked from the data
@@ -53,8 +55,8 @@ class MixedClassifierModule(RobustClassifier):
     ``forward_with_alpha`` for adaptive attacks. Base models are frozen and always in eval mode; only
     the mixing network's parameters require gradients, so the optimizer sees only them.
 
-    Training step (methods.md 6.3): attacked copies of the batch from
-    :func:`~robustlit.attacks.adaptive_mixture.randomized_mixture_attack` on the whole mixture (eval
+    Training step (Bai et al. 2023; docs/mixed_classifier.md): attacked copies of the batch from
+    :func:`~robustlit.mixed.training_attack.randomized_mixture_attack` on the whole mixture (eval
     mode, uncompressed alpha), then a buffer of clean (s = 0) and attacked (s = 1) examples trained
     with ``mixing_network_loss`` (BCE on gamma + CE of the mixture + their product). The saved
     checkpoint reloads without the base checkpoint files when those were trained by the CLI (their
@@ -190,7 +192,7 @@ class MixedClassifierModule(RobustClassifier):
         )
         super().__init__(backbone=mixture, mean=(0.0,), std=(1.0,), **kwargs)
         # `backbone` is rebuilt, never passed back in. The base models' configurations (when they came
-        # from CLI-trained checkpoints) make the mixture's checkpoint self-contained: see mixed_bases.py.
+        # from CLI-trained checkpoints) make the mixture's checkpoint self-contained: see bases.py.
         self.remove_ignored_hparams(["backbone"])
         self.hparams["standard_config"], self.hparams["robust_config"] = g_config, h_config
         if input_shape is not None:
@@ -222,7 +224,7 @@ class MixedClassifierModule(RobustClassifier):
 
     # ---- training ---------------------------------------------------------------------------------
     def attacked_copies(self, x: Tensor, y: Tensor) -> Tensor:
-        """Randomised attack on the whole mixture, eval mode, uncompressed alpha (methods.md 6.3)."""
+        """Randomised attack on the whole mixture, eval mode, uncompressed alpha (Bai et al. 2023)."""
         mixture, previous = self.mixture, self.mixture.compress_alpha
         mixture.compress_alpha = False
         try:
