@@ -95,8 +95,9 @@ def adaptive_pgd_attack(
     ``attack_mode`` (eval mode everywhere, no parameter gradients). Every iterate of every restart
     (the random start included) is classified with the same forward that gives the gradient; per
     example the result is the misclassifying iterate with the highest loss if there is one, else the
-    iterate with the highest loss. Hence robust accuracy never rises with ``steps`` or ``restarts`` (for a fixed seed the
-    shorter run's iterates are a prefix of the longer one's). Returns detached x_adv.
+    iterate with the highest loss. Hence robust accuracy never rises with ``steps`` or ``restarts``
+    (for a fixed seed the shorter run's iterates are a prefix of the longer one's). Returns detached
+    x_adv.
     """
     if not 0.0 <= bce_weight <= 1.0:
         raise ValueError(f"bce_weight must lie in [0, 1], got {bce_weight}")
