@@ -29,7 +29,7 @@ from robustlit.callbacks.mixture_figure import sweep_figure
 from robustlit.callbacks.mixture_table import print_mixture_table
 from robustlit.cli import main
 from robustlit.data import DigitsDataModule
-from robustlit.methods.mixed import MixedClassifierModule
+from robustlit.mixed.module import MixedClassifierModule
 
 REPO = Path(__file__).resolve().parents[1]
 CHECKPOINTS = REPO / "checkpoints"

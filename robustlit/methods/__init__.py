@@ -1,4 +1,11 @@
-"""One LightningModule per method, all on :class:`RobustClassifier`."""
+"""One LightningModule per method, all on :class:`RobustClassifier`.
+
+The mixed classifier's module lives in :mod:`robustlit.mixed` with the rest of its family; it is
+re-exported here on first access (PEP 562), because ``robustlit.mixed.module`` itself imports
+``robustlit.methods.base`` and an eager import would be circular.
+"""
+
+from typing import Any
 
 from robustlit.methods.adversarial import AdversarialTraining
 from robustlit.methods.base import NonFiniteLossError, RobustClassifier
@@ -6,10 +13,18 @@ from robustlit.methods.dro import DROAdversarialTraining
 from robustlit.methods.gaussian_smoothing import GaussianSmoothing
 from robustlit.methods.instance_reweighted import GAIRAT, MAIL, InstanceReweightedAT
 from robustlit.methods.label_smoothing import ARAdaLS, LabelSmoothing
-from robustlit.methods.mixed import MixedClassifierModule
 from robustlit.methods.pgd_at import PGDAT
 from robustlit.methods.standard import Standard
 from robustlit.methods.trades import TRADES
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MixedClassifierModule":
+        from robustlit.mixed.module import MixedClassifierModule
+
+        return MixedClassifierModule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "GAIRAT",

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from robustlit.methods.mixed import MixedClassifierModule
+from robustlit.mixed.module import MixedClassifierModule
 from robustlit.models.normalize import Normalize
 
 K = 4

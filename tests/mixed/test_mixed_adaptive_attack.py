@@ -1,4 +1,4 @@
-"""Adaptive attacks on the mixture go through alpha (methods.md 6.3)."""
+"""Adaptive attacks on the mixture go through alpha (Bai et al. 2023; docs/mixed_classifier.md)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,9 @@ import pytest
 import torch
 from mixed_toys import Linear2, ToyDetector, tiny_dataset, tiny_module
 
-from robustlit.attacks.adaptive_mixture import (
-    AlphaExposed,
-    adaptive_mixture_loss,
-    adaptive_pgd_attack,
-    randomized_mixture_attack,
-)
-from robustlit.models.mixture import MixedClassifier
+from robustlit.mixed.adaptive_attack import AlphaExposed, adaptive_mixture_loss, adaptive_pgd_attack
+from robustlit.mixed.classifier import MixedClassifier
+from robustlit.mixed.training_attack import randomized_mixture_attack
 
 
 def test_attack_gradient_reaches_alpha_and_the_mixing_network():

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
 from harness import CONFIGS, load, shrink, write  # noqa: E402
 
 from robustlit.cli import main  # noqa: E402
-from robustlit.methods.mixed import MixedClassifierModule  # noqa: E402
+from robustlit.mixed.module import MixedClassifierModule  # noqa: E402
 
 
 def _fit(name: str, tmp_path: Path) -> Path:

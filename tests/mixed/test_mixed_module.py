@@ -1,4 +1,4 @@
-"""MixedClassifierModule: training recipe, frozen base models, alpha endpoints, checkpoints (methods.md 6)."""
+"""MixedClassifierModule: training recipe, frozen bases, alpha endpoints, checkpoints (docs/mixed_classifier.md)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import torch
 from mixed_toys import K, tiny_base, tiny_dataset, tiny_loader, tiny_module, tiny_trainer
 
 import robustlit
-from robustlit.methods.mixed import MIXED_DIGITS_COMMAND, MixedClassifierModule
+from robustlit.mixed.bases import MIXED_DIGITS_COMMAND
+from robustlit.mixed.module import MixedClassifierModule
 
 
 class FrozenBasesCheck(pl.Callback):

@@ -1,4 +1,4 @@
-"""mix_log_probs and the mixing-network loss (methods.md 6.1, 6.3; section 9 check 17)."""
+"""mix_log_probs and the mixing-network loss (Bai et al. 2023; docs/mixed_classifier.md)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from robustlit.losses.mixture import mix_log_probs, mixing_bce_loss, mixing_network_loss
+from robustlit.mixed.loss import mixing_bce_loss, mixing_network_loss
+from robustlit.mixed.mixing_rule import mix_log_probs
 
 N, K = 64, 10
 

@@ -5,6 +5,8 @@ A mixture checkpoint must reload without the base checkpoint files (and through
 So when a base model comes from a CLI-trained robustlit checkpoint, its *configuration* (the
 checkpoint's hyperparameters, plain Python types only) is kept in the mixture's hyperparameters;
 reloading rebuilds the architecture from it and the mixture's state dict restores the weights.
+Uses Lightning (``instantiate_module``), like :mod:`robustlit.mixed.module`; the other files of this
+package are pure torch.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""Mixed standard + robust classifier in probability space, and its mixing-network loss.
+"""The mixing rule: a standard and a robust model's predictions mixed in probability space.
 
-Adaptive Smoothing (Bai et al., arXiv 2301.12554) and MixedNUTS (Bai et al., TMLR 2024); see
-``reference/methods.md`` sections 6.1 and 6.3. A mixture returns *log-probabilities* (DESIGN
-contract 2), so ``softmax(output)`` is the mixture itself and cross-entropy on the output is its NLL.
+Bai, Anderson, Kim, Sojoudi (2023), arXiv 2301.12554, and Bai, Zhou, Patel, Sojoudi (2024), MixedNUTS,
+TMLR, arXiv 2402.02263; see docs/mixed_classifier.md. A mixture returns *log-probabilities*
+(docs/contracts.md), so ``softmax(output)`` is the mixture itself and cross-entropy on the output is
+its NLL. Pure torch, no Lightning.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["mix_log_probs", "mixing_bce_loss", "mixing_network_loss"]
+__all__ = ["mix_log_probs"]
 
 
 def _alpha_tensor(alpha: float | Tensor, ref: Tensor) -> Tensor:
@@ -48,7 +49,7 @@ def mix_log_probs(
     scale_std: float = 1.0,
     scale_rob: float = 1.0,
 ) -> Tensor:
-    """Log of the mixed probabilities (methods.md 6.1).
+    """Log of the mixed probabilities (docs/mixed_classifier.md).
 
     ``out = log((1 - alpha) * softmax(scale_std * z_g) + alpha * softmax(scale_rob * z_h))``,
     computed as ``logsumexp(log(1 - alpha) + log_softmax(s_g z_g), log(alpha) + log_softmax(s_h z_h))``.
@@ -70,7 +71,7 @@ def mix_log_probs(
     ``log(alpha)`` / ``log(1 - alpha)`` is a constant -inf there), i.e. -1 at alpha = 0 and +1 at
     alpha = 1; inside (0, 1) it is the exact derivative. Logits equal to -inf in *both* models
     for the same class give a -inf output and a NaN gradient there; use a large finite negative
-    value instead (as :func:`robustlit.losses.mixednuts.mixednuts_log_probs` does).
+    value instead (as :func:`robustlit.mixed.mixednuts.mixednuts_log_probs` does).
     """
     if logits_std.shape != logits_rob.shape or logits_std.dim() != 2:
         raise ValueError(
@@ -82,52 +83,3 @@ def mix_log_probs(
     a = _alpha_tensor(alpha, lp_std)
     log_one_minus, log_alpha = _log_weights(a)
     return torch.logsumexp(torch.stack((log_one_minus + lp_std, log_alpha + lp_rob)), dim=0)
-
-
-def mixing_bce_loss(gamma_logit: Tensor, is_attacked: Tensor, reduction: str = "mean") -> Tensor:
-    """BCE of the mixing logit gamma against the detector label s (methods.md 6.3).
-
-    s = 1 for attacked inputs ("trust the robust model h", large alpha), s = 0 for clean ones
-    ("trust the standard model g"). ``gamma_logit`` is the (N,) logit whose sigmoid is alpha
-    before any eval-time compression (second output of ``MixingNetwork.forward``).
-    ``reduction`` is ``"mean"``, ``"sum"`` or ``"none"`` (per example, shape (N,)).
-    """
-    target = is_attacked.to(device=gamma_logit.device, dtype=gamma_logit.dtype)
-    return F.binary_cross_entropy_with_logits(gamma_logit, target, reduction=reduction)
-
-
-def mixing_network_loss(
-    log_probs: Tensor,
-    y: Tensor,
-    gamma_logit: Tensor,
-    is_attacked: Tensor,
-    c_bce: float = 1.0,
-    c_ce: float = 0.5,
-    c_prod: float = 0.1,
-    clean_scale: float = 2.0,
-    adv_scale: float = 1.0,
-) -> Tensor:
-    """Adaptive-smoothing training objective for the mixing network (methods.md 6.3).
-
-    Per example: ``c_bce * BCE(gamma, s) + c_ce * CE(out, y) + c_prod * BCE * CE``, multiplied by
-    ``adv_scale`` for attacked examples (s = 1) and ``clean_scale`` for clean ones (s = 0), then
-    averaged over the batch. Defaults are those of the CIFAR-10 ResNet-18 pair
-    (``cifar10_at_apgd.yaml``); the large-model configs use e.g. (1.5, 0, 0.3) with scales (1, 1).
-
-    Args:
-        log_probs: (N, K) mixture log-probabilities (output of the mixed classifier).
-        y: (N,) integer labels.
-        gamma_logit: (N,) mixing logits (finite: a constant alpha of 0 or 1 has gamma = -inf / +inf
-            and is not something this loss trains).
-        is_attacked: (N,) bool or {0, 1} tensor, the detector label s.
-    """
-    ce = F.cross_entropy(log_probs, y, reduction="none")
-    bce = mixing_bce_loss(gamma_logit, is_attacked, reduction="none")
-    per_example = c_bce * bce + c_ce * ce + c_prod * bce * ce
-    attacked = is_attacked.to(device=per_example.device).bool()
-    scale = torch.where(
-        attacked,
-        torch.as_tensor(adv_scale, dtype=per_example.dtype, device=per_example.device),
-        torch.as_tensor(clean_scale, dtype=per_example.dtype, device=per_example.device),
-    )
-    return (scale * per_example).mean()

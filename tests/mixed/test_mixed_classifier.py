@@ -1,4 +1,4 @@
-"""FeatureTap, MixingNetwork and MixedClassifier (methods.md 6.1, 6.3)."""
+"""FeatureTap, MixingNetwork and MixedClassifier (Bai et al. 2023; docs/mixed_classifier.md)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustlit.losses.mixture import mix_log_probs, mixing_network_loss
-from robustlit.models.mixture import FeatureTap, MixedClassifier, MixingNetwork
+from robustlit.mixed.classifier import MixedClassifier
+from robustlit.mixed.feature_tap import FeatureTap
+from robustlit.mixed.loss import mixing_network_loss
+from robustlit.mixed.mixing_network import MixingNetwork
+from robustlit.mixed.mixing_rule import mix_log_probs
 
 K = 5
 

@@ -1,4 +1,4 @@
-"""Certified radii of the mixed classifier (methods.md 6.2; section 9 check 19)."""
+"""Certified radii of the mixed classifier (Bai et al. 2023; docs/mixed_classifier.md)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from robustlit.certify.mixture_radius import lipschitz_mixture_radius, smoothed_mixture_radius
+from robustlit.mixed.radius import lipschitz_mixture_radius, smoothed_mixture_radius
 
 
 def test_lipschitz_radius_formula_and_zero_below_the_margin_threshold():

@@ -1,4 +1,4 @@
-"""MixedNUTS transform, hard-max mixture and parameter search (methods.md 6.4; checks 18, 20)."""
+"""MixedNUTS transform, hard-max mixture and parameter search (Bai et al. 2024; docs/mixed_classifier.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.special import erf
 
-from robustlit.losses.mixednuts import (
+from robustlit.mixed.mixednuts import (
     GELU_ARGMIN,
     HARD_MAX_LOG_FLOOR,
     mixednuts_log_probs,

@@ -1,0 +1,133 @@
+"""Adaptive attack on a mixed classifier: PGD through alpha that keeps every success.
+
+Bai, Anderson, Kim, Sojoudi (2023), arXiv 2301.12554 (adaptive evaluation of adaptive smoothing); see
+docs/mixed_classifier.md. A mixed classifier (:class:`robustlit.mixed.classifier.MixedClassifier`)
+exposes ``forward_with_alpha(x) -> (log_probs, alpha, gamma_logit)``. The adaptive attack maximises
+``(1 - w) * CE(out, y) + w * BCE(gamma, 1)``: the second term pushes the mixing logit gamma down, i.e.
+makes the mixing network trust the (non-robust) standard model. Every gradient flows through alpha
+and through the tapped features of both base models.
+
+:func:`adaptive_pgd_attack` runs its own projected-gradient loop, which keeps, per example, a
+misclassifying point from any iterate of any restart: an example comes back correctly classified only
+if every iterate of every restart failed, so more steps or restarts can never raise the robust
+accuracy it reports (docs/evaluation.md). The projection and the random start are the shared ones of
+:mod:`robustlit.attacks.pgd`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from robustlit.attacks.eval_mode import attack_mode
+from robustlit.attacks.pgd import project
+from robustlit.attacks.pgd import random_start as start_point
+from robustlit.attacks.threat_model import Norm
+
+__all__ = ["GAMMA_CLAMP", "AlphaExposed", "adaptive_mixture_loss", "adaptive_pgd_attack"]
+
+#: gamma is clamped to this range inside the BCE term: a constant alpha of 0 or 1 has gamma = -inf / +inf
+#: (no gradient to follow anyway) and would otherwise make the loss infinite.
+GAMMA_CLAMP = 50.0
+
+_TINY = 1e-12
+
+
+class AlphaExposed(nn.Module):
+    """Wraps a mixture: ``forward(x) = cat(log_probs, gamma_logit[:, None])``, shape (N, K + 1).
+
+    Lets a generic attack loop (which sees one output tensor) use gamma in its loss.
+    """
+
+    def __init__(self, mixture: nn.Module) -> None:
+        super().__init__()
+        if not callable(getattr(mixture, "forward_with_alpha", None)):
+            raise TypeError(
+                f"{type(mixture).__name__} has no forward_with_alpha(x) -> (log_probs, alpha, gamma_logit); "
+                "adaptive attacks need a mixed classifier (robustlit.mixed.MixedClassifier)"
+            )
+        self.mixture = mixture
+
+    def forward(self, x: Tensor) -> Tensor:
+        log_probs, _, gamma_logit = self.mixture.forward_with_alpha(x)
+        return torch.cat([log_probs, gamma_logit.to(log_probs.dtype).unsqueeze(1)], dim=1)
+
+
+def adaptive_mixture_loss(log_probs: Tensor, gamma_logit: Tensor, y: Tensor, bce_weight: float | Tensor) -> Tensor:
+    """Per-example attack objective ``(1 - w) * CE(out, y) + w * BCE(gamma, 1)`` (N,), to maximise.
+
+    ``log_probs`` are the mixture's log-probabilities (so CE is the mixture's NLL); ``bce_weight`` w is
+    a float or an (N,) tensor in [0, 1].
+    """
+    w = torch.as_tensor(bce_weight, dtype=log_probs.dtype, device=log_probs.device)
+    if bool(((w < 0) | (w > 1)).any()):
+        raise ValueError(f"bce_weight must lie in [0, 1], got {bce_weight}")
+    ce = F.cross_entropy(log_probs, y, reduction="none")
+    gamma = gamma_logit.clamp(-GAMMA_CLAMP, GAMMA_CLAMP)
+    bce = F.binary_cross_entropy_with_logits(gamma, torch.ones_like(gamma), reduction="none")
+    return (1 - w) * ce + w * bce
+
+
+def _ascent_step(x_adv: Tensor, grad: Tensor, step_size: float, norm: Norm) -> Tensor:
+    if norm == "Linf":
+        return x_adv + step_size * grad.sign()
+    grad_norm = grad.flatten(1).norm(dim=1).view(-1, *([1] * (grad.dim() - 1)))
+    return x_adv + step_size * grad / (grad_norm + _TINY)
+
+
+def adaptive_pgd_attack(
+    mixture: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    eps: float,
+    step_size: float,
+    steps: int,
+    norm: Norm = "Linf",
+    bce_weight: float = 0.5,
+    random_start: bool = True,
+    bounds: tuple[float, float] | None = (0.0, 1.0),
+    restarts: int = 1,
+) -> Tensor:
+    """Adaptive PGD on the whole mixture: maximise ``(1 - w) CE + w BCE(gamma, 1)`` over B_eps(x).
+
+    With ``bce_weight = 0`` this is plain end-to-end PGD on the mixture's cross-entropy. Runs under
+    ``attack_mode`` (eval mode everywhere, no parameter gradients). Every iterate of every restart
+    (the random start included) is classified with the same forward that gives the gradient; per
+    example the result is the misclassifying iterate with the highest loss if there is one, else the
+    iterate with the highest loss. Hence robust accuracy never rises with ``steps`` or ``restarts``
+    (for a fixed seed the shorter run's iterates are a prefix of the longer one's). Returns detached
+    x_adv.
+    """
+    if not 0.0 <= bce_weight <= 1.0:
+        raise ValueError(f"bce_weight must lie in [0, 1], got {bce_weight}")
+    if bounds is not None and (x.min() < bounds[0] or x.max() > bounds[1]):
+        raise ValueError(
+            f"adaptive_pgd_attack got inputs in [{x.min().item():.4g}, {x.max().item():.4g}], outside the "
+            f"domain {bounds}; pass un-normalised inputs (normalisation belongs inside the model)."
+        )
+    model = AlphaExposed(mixture)
+    x = x.detach()
+    best = x.clone()
+    best_loss = torch.full((x.shape[0],), -torch.inf, device=x.device)
+    fooled = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+    with attack_mode(model):
+        for _ in range(max(restarts, 1)):
+            x_adv = start_point(x, eps, norm, "uniform" if random_start else "none", bounds).detach()
+            for step in range(steps + 1):
+                x_adv.requires_grad_(True)
+                output = model(x_adv)
+                loss = adaptive_mixture_loss(output[:, :-1], output[:, -1], y, bce_weight)
+                with torch.no_grad():
+                    point = x_adv.detach()
+                    wrong = output[:, :-1].argmax(dim=1) != y
+                    # a misclassifying point beats any other; among equals, the higher loss wins
+                    keep = (wrong & ~fooled) | ((wrong == fooled) & (loss > best_loss))
+                    best[keep] = point[keep]
+                    best_loss = torch.where(keep, loss.detach(), best_loss)
+                    fooled |= wrong
+                if step == steps:
+                    break
+                (grad,) = torch.autograd.grad(loss.sum(), x_adv)
+                x_adv = project(_ascent_step(point, grad, step_size, norm), x, eps, norm, bounds).detach()
+    return best.detach()
