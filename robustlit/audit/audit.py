@@ -107,7 +107,7 @@ def audit_attack(
       breaks fewer than 99% of the correctly classified examples;
     - ``non_monotone``: robust accuracy rises from steps/2 to steps, from 1 to ``restarts`` restarts, or
       from eps/2 to eps (each run from the same seed; off with ``check_monotone=False``);
-    - ``transfer_success``: Square (``square_queries`` queries; [0, 1] inputs only, 0 to skip) or a
+    - ``transfer_success``: Square (``square_queries`` queries; [0, 1] images (N, C, H, W) only, 0 to skip) or a
       margin-loss PGD with gradients averaged over ``eot_samples`` noisy passes (std ``transfer_noise``,
       default eps/4 per coordinate for Linf, eps/(4 sqrt(d)) for L2) breaks examples declared robust.
 
@@ -152,7 +152,7 @@ def audit_attack(
 
         comparisons: list[tuple[str, float, float]] = []
         if check_monotone:
-            accuracy = 1.0 - float(reported_broken.float().mean())
+            accuracy = 1.0 - int(reported_broken.sum()) / n
             variants = []
             if steps >= 2:
                 variants.append(("2x steps", eps, steps // 2, restarts))
@@ -163,12 +163,12 @@ def audit_attack(
             for what, eps_, steps_, restarts_ in variants:
                 broken = reported(eps_, steps_, restarts_) | ~clean_correct
                 worst |= broken  # a smaller budget's success also counts at eps
-                comparisons.append((what, 1.0 - float(broken.float().mean()), accuracy))
+                comparisons.append((what, 1.0 - int(broken.sum()) / n, accuracy))
 
         robust = ~reported_broken
         if bool(robust.any()):
             idx = robust.nonzero().squeeze(1)
-            if square_queries > 0 and bounds == (0.0, 1.0):
+            if square_queries > 0 and bounds == (0.0, 1.0) and x.dim() == 4:
                 found["square"] = _scatter(
                     _square_broken(model, x[idx], y[idx], norm, eps, square_queries, seed), idx, n
                 )
@@ -214,9 +214,9 @@ def audit_attack(
         steps=steps,
         restarts=restarts,
         n=n,
-        clean_accuracy=float(clean_correct.float().mean()),
-        robust_accuracy=1.0 - float(reported_broken.float().mean()),
-        worst_case_accuracy=1.0 - float(worst.float().mean()),
+        clean_accuracy=int(clean_correct.sum()) / n,
+        robust_accuracy=1.0 - int(reported_broken.sum()) / n,
+        worst_case_accuracy=1.0 - int(worst.sum()) / n,
         indicators={i.name: i for i in indicators},
     )
 

@@ -53,7 +53,8 @@ def robustness_curve(
     with torch.random.fork_rng(devices=devices):
         clean_broken = predict(model, x) != y
         broken = clean_broken
-        clean_accuracy = 1.0 - float(broken.float().mean())
+        n = int(x.shape[0])
+        clean_accuracy = 1.0 - int(broken.sum()) / n
         robust, own = [], []
         for eps in eps_sorted:
             torch.manual_seed(seed)
@@ -77,9 +78,9 @@ def robustness_curve(
             else:
                 x_adv = attack_factory(eps=eps, steps=steps, restarts=restarts)(x, y).detach()
                 hit = (predict(model, x_adv) != y) & _inside(x_adv, x, norm, eps, bounds)
-            own.append(1.0 - float((hit | clean_broken).float().mean()))
+            own.append(1.0 - int((hit | clean_broken).sum()) / n)
             broken = broken | hit
-            robust.append(1.0 - float(broken.float().mean()))
+            robust.append(1.0 - int(broken.sum()) / n)
     return {
         "name": name,
         "norm": norm,

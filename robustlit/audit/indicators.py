@@ -61,6 +61,7 @@ class AuditThresholds:
 class Indicator:
     """One indicator for one attack: does it fire, the number behind it, and what to do.
 
+    ``message`` says what was measured (and, when flagged, what to do); ``fix`` is the remedy alone.
     ``evaluated`` is False when the check could not run (e.g. no example left to inspect); such an
     indicator never fires.
     """
@@ -70,12 +71,29 @@ class Indicator:
     value: float
     threshold: float
     message: str
+    fix: str = ""
     evaluated: bool = True
 
     def to_dict(self) -> dict[str, object]:
         out = asdict(self)
         out["value"] = float(self.value) if math.isfinite(self.value) else str(self.value)
         return out
+
+
+FIXES = {
+    "silent_success": "keep a misclassifying iterate of any restart per example (best-iterate PGD, APGD)",
+    "incomplete_optimisation": "more steps or an adaptive step size (APGD) until the loss plateaus",
+    "unavailable_gradients": "a non-saturating loss (margin/DLR), BPDA, or a gradient-free attack (Square)",
+    "unconstrained_failure": "another loss (margin/DLR), EOT, BPDA, or a black-box attack (Square)",
+    "non_monotone": "report the per-example worst case over all runs; EOT for a randomised model",
+    "transfer_success": "report the worst case over all attacks (AutoAttack); EOT, margin/DLR loss, Square",
+}
+
+
+def _indicator(
+    name: str, flagged: bool, value: float, threshold: float, message: str, evaluated: bool = True
+) -> Indicator:
+    return Indicator(name, flagged, value, threshold, message, FIXES[name], evaluated)
 
 
 def _fraction(count: Tensor | int, total: int) -> float:
@@ -98,7 +116,7 @@ def silent_success(found: Tensor, reported_broken: Tensor, clean_correct: Tensor
         if flagged
         else f"no discarded success ({int(silent.sum())} of {n})."
     )
-    return Indicator("silent_success", flagged, value, threshold, message, evaluated=n > 0)
+    return _indicator("silent_success", flagged, value, threshold, message, evaluated=n > 0)
 
 
 def incomplete_optimisation(loss: Tensor, unbroken: Tensor, window: float = 0.1, threshold: float = 0.05) -> Indicator:
@@ -113,7 +131,7 @@ def incomplete_optimisation(loss: Tensor, unbroken: Tensor, window: float = 0.1,
     n = int(unbroken.sum())
     if n == 0 or steps < 2:
         why = "no unbroken example to inspect." if n == 0 else "fewer than 2 steps."
-        return Indicator("incomplete_optimisation", False, 0.0, threshold, why, evaluated=False)
+        return _indicator("incomplete_optimisation", False, 0.0, threshold, why, evaluated=False)
     clean = torch.nan_to_num(loss[:, :, unbroken].double(), nan=0.0).clamp(-1e30, 1e30)
     curve = clean.cummax(dim=1).values.amax(dim=0).mean(dim=1)  # (T+1,)
     k = max(1, math.ceil(window * steps))
@@ -127,7 +145,7 @@ def incomplete_optimisation(loss: Tensor, unbroken: Tensor, window: float = 0.1,
         if flagged
         else f"the loss has plateaued ({value:.1%} of its gain in the last {k} steps)."
     )
-    return Indicator("incomplete_optimisation", flagged, value, threshold, message)
+    return _indicator("incomplete_optimisation", flagged, value, threshold, message)
 
 
 def unavailable_gradients(
@@ -149,7 +167,7 @@ def unavailable_gradients(
     )
     if graph_interrupted:
         message = f"the attack objective does not depend differentiably on the input: {fix}"
-        return Indicator("unavailable_gradients", True, 1.0, threshold, message, evaluated=n > 0)
+        return _indicator("unavailable_gradients", True, 1.0, threshold, message, evaluated=n > 0)
     unbroken_iterates = ~misclassified[:, :-1]
     counted = unbroken_iterates.flatten(0, 1).sum(dim=0)
     bad = (grad_unavailable & unbroken_iterates).flatten(0, 1).sum(dim=0)
@@ -161,7 +179,7 @@ def unavailable_gradients(
         if flagged
         else f"gradients available ({int(example_bad.sum())} of {n} examples without)."
     )
-    return Indicator("unavailable_gradients", flagged, value, threshold, message, evaluated=n > 0)
+    return _indicator("unavailable_gradients", flagged, value, threshold, message, evaluated=n > 0)
 
 
 def unconstrained_failure(
@@ -174,7 +192,7 @@ def unconstrained_failure(
     """
     n = int(clean_correct.sum())
     if n == 0:
-        return Indicator("unconstrained_failure", False, 1.0, threshold, "no correct example.", evaluated=False)
+        return _indicator("unconstrained_failure", False, 1.0, threshold, "no correct example.", evaluated=False)
     value = _fraction((found & clean_correct).sum(), n)
     flagged = value < threshold
     message = (
@@ -183,7 +201,7 @@ def unconstrained_failure(
         if flagged
         else f"the unbounded attack (eps = {unbounded_eps:.4g}) breaks {value:.1%}."
     )
-    return Indicator("unconstrained_failure", flagged, value, threshold, message)
+    return _indicator("unconstrained_failure", flagged, value, threshold, message)
 
 
 def non_monotone(comparisons: Sequence[tuple[str, float, float]], threshold: float = 0.01) -> Indicator:
@@ -193,7 +211,7 @@ def non_monotone(comparisons: Sequence[tuple[str, float, float]], threshold: flo
     value is the largest rise.
     """
     if not comparisons:
-        return Indicator("non_monotone", False, 0.0, threshold, "no budget variant run.", evaluated=False)
+        return _indicator("non_monotone", False, 0.0, threshold, "no budget variant run.", evaluated=False)
     rises = [(larger - smaller, what, smaller, larger) for what, smaller, larger in comparisons]
     value, what, smaller, larger = max(rises)
     flagged = value > threshold
@@ -203,7 +221,7 @@ def non_monotone(comparisons: Sequence[tuple[str, float, float]], threshold: flo
         if flagged
         else "robust accuracy does not rise with " + ", ".join(c[0] for c in comparisons) + "."
     )
-    return Indicator("non_monotone", flagged, value, threshold, message)
+    return _indicator("non_monotone", flagged, value, threshold, message)
 
 
 def transfer_success(
@@ -216,7 +234,7 @@ def transfer_success(
     overstated (Carlini et al. 2019, section 5.2; Pintor et al. 2022, section 3.5).
     """
     if not extra_broken:
-        return Indicator("transfer_success", False, 0.0, threshold, "no black-box attack ran.", evaluated=False)
+        return _indicator("transfer_success", False, 0.0, threshold, "no black-box attack ran.", evaluated=False)
     union = torch.zeros_like(declared_robust)
     parts = []
     for name, broken in extra_broken.items():
@@ -232,4 +250,4 @@ def transfer_success(
         if flagged
         else f"no attack beat the white-box one by more than {threshold:.0%} ({', '.join(parts)})."
     )
-    return Indicator("transfer_success", flagged, value, threshold, message, evaluated=bool(declared_robust.any()))
+    return _indicator("transfer_success", flagged, value, threshold, message, evaluated=bool(declared_robust.any()))

@@ -23,7 +23,7 @@ def audit_table(reports: Sequence[AuditReport] | Mapping[str, AuditReport]) -> T
         if flagged:
             robust = f"[red]{robust} (UNRELIABLE)[/red]"
             status = "[bold red]UNRELIABLE[/bold red]"
-        fixes = "\n".join(f"{i.name} = {i.value:.3g}: {i.message}" for i in flagged) or "-"
+        fixes = "\n".join(f"{i.name} ({i.value:.3g}): {i.fix}" for i in flagged) or "-"
         table.add_row(
             report.attack,
             str(report.n),
