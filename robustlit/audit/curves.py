@@ -2,8 +2,8 @@
 
 An empirical curve is the per-example worst case over everything run: an example broken at eps is
 broken at every larger eps (the smaller ball lies inside the larger one), so the curve is monotone
-non-increasing by construction (Carlini et al., "On Evaluating Adversarial Robustness", 2019,
-section 5.4). Certified curves reuse :func:`robustlit.certify.report.certified_accuracy`.
+non-increasing by construction (Carlini et al., "On Evaluating Adversarial Robustness", 2019).
+Certified curves reuse :func:`robustlit.certify.report.certified_accuracy`.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The attack-failure indicators, each a pure function returning an :class:`Indicator` (docs/audit.md).
 
 After Pintor et al., "Indicators of Attack Failure: Debugging and Improving Optimization of
-Adversarial Examples" (NeurIPS 2022, section 3): silent success, incomplete optimisation,
+Adversarial Examples" (NeurIPS 2022): silent success, incomplete optimisation,
 unavailable gradients and unconstrained-attack failure; plus two checks from Carlini et al., "On
-Evaluating Adversarial Robustness" (2019, sections 5.2 and 5.4): robust accuracy must not rise with a
+Evaluating Adversarial Robustness" (2019): robust accuracy must not rise with a
 larger budget, and a gradient-free or transfer attack must not beat the white-box attack.
 
 Every fraction is over the audited examples that are classified correctly without attack; an
@@ -103,7 +103,7 @@ def _fraction(count: Tensor | int, total: int) -> float:
 def silent_success(found: Tensor, reported_broken: Tensor, clean_correct: Tensor, threshold: float = 0.0) -> Indicator:
     """Some iterate was misclassified (``found``) but the point the attack reported is not.
 
-    Pintor et al. (2022, section 3.1): the attack found an adversarial example and returned another.
+    Pintor et al. (2022): the attack found an adversarial example and returned another.
     """
     n = int(clean_correct.sum())
     silent = found & ~reported_broken & clean_correct
@@ -125,7 +125,7 @@ def incomplete_optimisation(loss: Tensor, unbroken: Tensor, window: float = 0.1,
     ``loss`` is (R, T+1, N). Per example the best-so-far loss (over iterates, then over restarts) is
     averaged over the unbroken examples into a curve m(t); the value is the share of its total rise
     m(T) - m(0) made within the last ``window`` of the iterations, the mean-curve form of Pintor et
-    al.'s (2022, section 3.2) check on the rescaled loss.
+    al.'s (2022) check on the rescaled loss.
     """
     steps = loss.shape[1] - 1
     n = int(unbroken.sum())
@@ -155,7 +155,7 @@ def unavailable_gradients(
     graph_interrupted: bool = False,
     threshold: float = 0.01,
 ) -> Indicator:
-    """Zero or non-finite input gradients (Pintor et al. 2022, section 3.3; Athalye et al. 2018).
+    """Zero or non-finite input gradients (Pintor et al. 2022; Athalye et al. 2018).
 
     ``grad_unavailable`` is (R, T, N), ``misclassified`` (R, T+1, N). An example counts when its gradient
     is zero or non-finite at half or more of the iterates at which it was still classified correctly.
@@ -187,7 +187,7 @@ def unconstrained_failure(
 ) -> Indicator:
     """With an unbounded eps every correctly classified example must become misclassified.
 
-    Pintor et al. (2022, section 3.4); the value is the success rate of the unbounded attack, which
+    Pintor et al. (2022); the value is the success rate of the unbounded attack, which
     fires below ``threshold``.
     """
     n = int(clean_correct.sum())
@@ -205,7 +205,7 @@ def unconstrained_failure(
 
 
 def non_monotone(comparisons: Sequence[tuple[str, float, float]], threshold: float = 0.01) -> Indicator:
-    """Robust accuracy must not rise with a larger budget (Carlini et al. 2019, section 5.4).
+    """Robust accuracy must not rise with a larger budget (Carlini et al. 2019).
 
     ``comparisons`` holds ``(what, accuracy with the smaller budget, accuracy with the larger)``; the
     value is the largest rise.
@@ -231,7 +231,7 @@ def transfer_success(
 
     ``extra_broken`` maps an attack name to its (N,) broken mask; the value is the number of declared-
     robust examples any of them breaks, over all ``total`` examples: how much robust accuracy is
-    overstated (Carlini et al. 2019, section 5.2; Pintor et al. 2022, section 3.5).
+    overstated (Athalye et al. 2018; Carlini et al. 2019).
     """
     if not extra_broken:
         return _indicator("transfer_success", False, 0.0, threshold, "no black-box attack ran.", evaluated=False)

@@ -1,7 +1,7 @@
 """Per-example attack objectives on logits: cross-entropy, the CW margin and the DLR loss.
 
-``margin`` is Carlini and Wagner's (2017, eq. 6, kappa = 0) logit margin ``max_{j != y} z_j - z_y``;
-``dlr`` is Croce and Hein's (2020, eq. 6) difference-of-logits ratio, invariant to shifting and
+``margin`` is Carlini and Wagner's (2017, objective f6 with kappa = 0) logit margin ``max_{j != y} z_j - z_y``;
+``dlr`` is Croce and Hein's (2020) difference-of-logits ratio, invariant to shifting and
 rescaling the logits, so neither stalls where a saturated float32 cross-entropy has a zero gradient.
 All are maximised by the attacker.
 """

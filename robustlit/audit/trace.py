@@ -1,6 +1,6 @@
 """An instrumented PGD that records, per iterate and per example, what the attack-failure indicators need.
 
-Pintor et al. (NeurIPS 2022, section 3) compute their indicators from the attack's optimisation path:
+Pintor et al. (NeurIPS 2022) compute their indicators from the attack's optimisation path:
 the loss and the prediction at every iterate, and the input gradient. :func:`traced_pgd` runs Madry et
 al.'s (2018) PGD (Linf sign steps or L2 normalised steps, projected onto the eps-ball and the box)
 and keeps exactly that, plus two candidate outputs: ``x_final``, what a classic PGD returns (the last
@@ -114,7 +114,7 @@ def traced_pgd(
     """Run PGD on ``(x, y)`` under :func:`attack_mode` and record its path (see :class:`AttackTrace`).
 
     ``eot > 1`` averages the gradient over that many forward passes (expectation over transformation,
-    Athalye et al. 2018, section 4.3), with Gaussian input noise of std ``input_noise`` if positive;
+    Athalye et al. 2018), with Gaussian input noise of std ``input_noise`` if positive;
     losses and predictions are always recorded on the un-noised iterate.
     """
     if steps < 0 or restarts < 1 or eot < 1:
