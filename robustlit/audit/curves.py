@@ -40,10 +40,10 @@ def robustness_curve(
     """Accuracy against eps for one attack on ``(x, y)`` (one batch).
 
     The attack is ``attack_factory(eps=, steps=, restarts=)`` when given, else PGD with step size
-    ``step_factor * eps / steps`` counting every misclassifying iterate of every restart. Returns a JSON-ready
-    dict: ``name``, ``norm``, ``eps`` (sorted), ``robust_accuracy`` (the monotone worst case),
-    ``attack_accuracy`` (each eps's own run, for comparison), ``clean_accuracy``, ``n``, ``steps``,
-    ``restarts``.
+    ``step_factor * eps / steps`` counting every misclassifying iterate of every restart. Returns a
+    JSON-ready dict: ``name``, ``kind`` (``"empirical"``), ``norm``, ``eps`` (sorted),
+    ``robust_accuracy`` (the monotone worst case), ``attack_accuracy`` (each eps's own run, for
+    comparison), ``clean_accuracy``, ``n``, ``steps``, ``restarts``.
     """
     eps_sorted = sorted(float(e) for e in eps_list)
     if not eps_sorted or eps_sorted[0] < 0:
@@ -83,6 +83,7 @@ def robustness_curve(
             robust.append(1.0 - int(broken.sum()) / n)
     return {
         "name": name,
+        "kind": "empirical",
         "norm": norm,
         "eps": eps_sorted,
         "robust_accuracy": robust,
@@ -104,7 +105,8 @@ def certified_accuracy_curve(
     """Certified accuracy against radius from certification rows (radius, correct), Cohen et al. (2019).
 
     ``radius_grid`` defaults to 0 and every finite certified radius of a correct example (101 evenly
-    spaced radii when there are more than 100). Same keys as :func:`robustness_curve`, so both plot together.
+    spaced radii when there are more than 100). Same keys as :func:`robustness_curve` (``kind`` is
+    ``"certified"``), so both plot together.
     """
     r = np.asarray(radii, dtype=np.float64).reshape(-1)
     c = np.asarray(correct).reshape(-1).astype(bool)
@@ -118,6 +120,7 @@ def certified_accuracy_curve(
     accuracy = certified_accuracy(r, c, grid.tolist())
     return {
         "name": name,
+        "kind": "certified",
         "norm": norm,
         "eps": [float(g) for g in grid],
         "robust_accuracy": accuracy,

@@ -12,7 +12,8 @@ def robustness_curve_figure(
 ) -> Figure:
     """One line per curve (dicts from :func:`robustness_curve` / :func:`certified_accuracy_curve`).
 
-    ``curves`` is a list (labelled by each curve's ``name``) or a mapping label -> curve. Built on
+    ``curves`` is a list (labelled by each curve's ``name``) or a mapping label -> curve; certified
+    curves (``kind == "certified"``) are drawn as step functions. Built on
     ``matplotlib.figure.Figure`` directly (no pyplot state, any backend); save it with ``fig.savefig``.
     """
     items = (
@@ -33,7 +34,7 @@ def robustness_curve_figure(
             acc,
             marker="o",
             markersize=3,
-            drawstyle="steps-post" if label == "certified" else "default",
+            drawstyle="steps-post" if curve.get("kind") == "certified" else "default",
             label=label,
         )
     norm = norms.pop() if len(norms) == 1 else "mixed norms"

@@ -53,7 +53,7 @@ def test_certified_curve_matches_certified_accuracy_and_is_non_increasing() -> N
     radii = np.array([0.0, 0.25, 0.5, 0.5, 1.2, 0.7])
     correct = np.array([1, 1, 1, 0, 1, 1], dtype=bool)
     curve = certified_accuracy_curve(radii, correct)
-    assert curve["eps"] == [0.0, 0.25, 0.5, 0.7, 1.2]
+    assert curve["eps"] == [0.0, 0.25, 0.5, 0.7, 1.2] and curve["kind"] == "certified"
     assert curve["robust_accuracy"] == certified_accuracy(radii, correct, curve["eps"])
     acc = curve["robust_accuracy"]
     assert acc[0] == 5 / 6 and acc[-1] == 1 / 6
@@ -69,6 +69,7 @@ def test_figure_draws_one_line_per_curve(tmp_path) -> None:
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
     assert len(ax.get_lines()) == 2
+    assert ax.get_lines()[1].get_drawstyle() == "steps-post"  # certified accuracy is a step function
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["pgd", "certified"]
     assert "L2" in ax.get_xlabel()
     path = tmp_path / "curve.png"
