@@ -19,7 +19,11 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
+
+from robustlit.losses.instance_weights import InstanceWeighting, LossTerms
+from robustlit.utils.distributed import world
 
 
 def _check_losses(losses: Tensor) -> None:
@@ -185,3 +189,76 @@ def log_barrier_penalty(delta: Tensor, eps: float, c: float) -> Tensor:
     penalty = -c * safe_log.sum(dim=1)
     all_inside = inside.all(dim=1)
     return torch.where(all_inside, penalty, torch.full_like(penalty, math.inf))
+
+
+def _all_gather(values: Tensor) -> Tensor:
+    """(world_size, N) stack of every rank's ``values`` (equal N on every rank); (1, N) when not distributed."""
+    rank, size = world()
+    if size == 1:
+        return values.unsqueeze(0)
+    parts = [torch.empty_like(values) for _ in range(size)]
+    dist.all_gather(parts, values.contiguous())
+    return torch.stack(parts)
+
+
+class DROWeights(InstanceWeighting):
+    """KL-DRO instance weights with the SCGD running normaliser (DONE, Sow et al., ICLR 2024, eqs. 5-6).
+
+    The weights solve max_{w ∈ Δ} Σ_i w_i ℓ_i − r KL(w ‖ uniform) over the per-example losses ℓ_i of the
+    objective (natural + robust terms: whole examples are reweighted), i.e. w* = softmax(ℓ / r). A
+    running estimate u_t of mean exp(ℓ / r) de-biases the minibatch estimate of this compositional
+    objective: u_t = (1 − τ) u_{t−1} + τ · mean_{i∈B} exp(ℓ_i / r) and ω_i = exp(ℓ_i / r) / u_t
+    (:class:`RunningNormaliser`). r = ∞ (``temperature: null``) gives exactly uniform weights.
+
+    Under ``torch.distributed`` the losses of all ranks are gathered before u_t is updated, so every
+    rank keeps the same normaliser (the global batch is the minibatch). :meth:`statistics` reports
+    ``dro/log_u`` and ``dro/omega_mean`` (how hard this batch is relative to the running average).
+
+    Args:
+        temperature: DRO temperature r > 0; ``None`` or ``math.inf``: uniform weights.
+        momentum: τ ∈ [0, 1] of the running normaliser (1 = plug-in minibatch estimate).
+        normalise_weights: rescale ω to mean 1 per batch (the plug-in weights |B| softmax(ℓ / r)).
+        begin_epoch: first reweighted epoch.
+    """
+
+    weights_natural_term = True
+
+    def __init__(
+        self,
+        temperature: float | None = 1.0,
+        momentum: float = 0.1,
+        normalise_weights: bool = False,
+        begin_epoch: int = 0,
+    ) -> None:
+        super().__init__(begin_epoch)
+        if temperature is not None and not temperature > 0:
+            raise ValueError(f"temperature r must be > 0 (or null / .inf for uniform weights); got {temperature}")
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"momentum tau must lie in [0, 1]; got {momentum}")
+        self.temperature = math.inf if temperature is None else float(temperature)
+        self.momentum = float(momentum)
+        self.normaliser = RunningNormaliser(normalise_weights=normalise_weights)
+        self._statistics: dict[str, Tensor] = {}
+
+    @property
+    def uniform(self) -> bool:
+        return math.isinf(self.temperature)
+
+    def forward(self, terms: LossTerms) -> Tensor:
+        """ω_i = exp(ℓ_i / r) / u_t after folding this (global) batch into u_t; ones when r = ∞. Detached."""
+        self._statistics = {}
+        losses = terms.losses.detach()
+        if self.uniform:
+            return torch.ones_like(losses)
+        rank, size = world()
+        gathered = _all_gather(losses)
+        omega = self.normaliser.update(gathered.reshape(-1), self.temperature, self.momentum)
+        omega = omega.view(size, -1)[rank]
+        self._statistics = {"dro/log_u": self.normaliser.log_u.clone(), "dro/omega_mean": omega.mean()}
+        return omega
+
+    def statistics(self) -> dict[str, Tensor]:
+        return self._statistics
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature}, momentum={self.momentum}, begin_epoch={self.begin_epoch}"
