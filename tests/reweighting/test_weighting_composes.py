@@ -164,3 +164,44 @@ def test_dro_reads_checkpoints_that_kept_the_normaliser_at_the_top_level() -> No
     restored = make(DROAdversarialTraining, temperature=0.5)
     restored.load_state_dict(old)
     assert torch.equal(restored.normaliser.log_u, module.normaliser.log_u)
+
+
+def test_weighting_from_yaml_trains_through_the_cli_and_reloads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    import robustlit
+    from robustlit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    config = {
+        "trainer": {
+            "max_epochs": 1,
+            "limit_train_batches": 2,
+            "limit_val_batches": 1,
+            "num_sanity_val_steps": 0,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "accelerator": "cpu",
+            "devices": 1,
+            "logger": False,
+            "default_root_dir": str(tmp_path),
+        },
+        "model": {
+            "class_path": "robustlit.methods.TRADES",
+            "init_args": {
+                **THREAT,
+                "beta": 6.0,
+                "weighting": {"class_path": "robustlit.losses.DROWeights", "init_args": {"temperature": 0.5}},
+                "backbone": {"class_path": "robustlit.models.SmallCNN", "init_args": {"width": 8, "hidden": 16}},
+            },
+        },
+        "data": {"class_path": "robustlit.data.DigitsDataModule", "init_args": {"batch_size": 16}},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    main(["fit", "--config", str(path)])
+    module = robustlit.load_module(next(tmp_path.rglob("last.ckpt")))
+    assert type(module) is TRADES and isinstance(module.weighting, DROWeights)
+    assert module.weighting.temperature == 0.5 and bool(module.weighting.normaliser.initialised)
