@@ -26,11 +26,9 @@ from typing import Any, Literal
 
 from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, PositiveFloat
 
-from robustlit.attacks.log_barrier import LogBarrierThreatModel, log_barrier_attack
+from robustlit.attacks.log_barrier import LogBarrierThreatModel
 from robustlit.losses.dro import DROWeights, RunningNormaliser
 from robustlit.methods.instance_reweighted import InstanceReweightedAT
-
-__all__ = ["DROAdversarialTraining", "log_barrier_attack"]
 
 InnerAttack = Literal["pgd", "log_barrier"]
 

@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robustlit.attacks.log_barrier import log_barrier_attack
 from robustlit.data import DigitsDataModule
-from robustlit.methods.dro import DROAdversarialTraining, log_barrier_attack
+from robustlit.methods.dro import DROAdversarialTraining
 from robustlit.methods.pgd_at import PGDAT
 from robustlit.methods.trades import TRADES
 from robustlit.models import SmallCNN
