@@ -69,7 +69,7 @@ class Settings:
     adals_bins: int = 5
     adals_radii: list[float] = field(default_factory=lambda: [0.02, 0.05, 0.1, 0.15, 0.2, 0.3])
     adals_score_steps: int = 5
-    adals_eps_step: float = 1.0
+    adals_smoothing_step_size: float = 1.0
     adals_rescore_every: int = 5
     severities: list[int] = field(default_factory=lambda: [1, 3, 5])
     num_test: int | None = None
@@ -115,7 +115,7 @@ def build(name: str, s: Settings) -> RobustClassifier:
             num_bins=s.adals_bins,
             radii=s.adals_radii,
             steps=s.adals_score_steps,
-            eps_step=s.adals_eps_step,
+            smoothing_step_size=s.adals_smoothing_step_size,
             rescore_every_n_epochs=s.adals_rescore_every,
             **common,
         ),
@@ -185,7 +185,7 @@ def adals_state(module: ARAdaLS) -> dict[str, list[float]]:
     metrics = module.trainer.callback_metrics
     gaps = [metrics.get(f"adals/gap/bin_{r}") for r in range(module.num_bins)]
     return {
-        "eps": [round(v, 3) for v in module.schedule.eps.tolist()],
+        "smoothing": [round(v, 3) for v in module.schedule.smoothing.tolist()],
         "edges": [round(v, 3) for v in module.schedule.edges.tolist()],
         "gaps": [None if g is None else round(float(g), 3) for g in gaps],
     }
@@ -228,7 +228,7 @@ def print_table(rows: list[dict], s: Settings, console: Console | None = None) -
         if "adals" in row:
             state = row["adals"]
             console.print(
-                f"AR-AdaLS final per-bin smoothing eps_r (bin 0 = least robust): {state['eps']}; "
+                f"AR-AdaLS final per-bin smoothing s_r (bin 0 = least robust): {state['smoothing']}; "
                 f"bin edges (Linf radius): {state['edges']}; last validation gaps conf-acc: {state['gaps']}"
             )
 

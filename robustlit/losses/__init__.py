@@ -1,13 +1,23 @@
 """Pure-torch losses and weightings (no Lightning import), testable on their own."""
 
 from robustlit.losses.dro import (
+    DROWeights,
     RunningNormaliser,
     dro_objective,
     dro_weights,
     log_barrier_penalty,
     weighted_mean,
 )
-from robustlit.losses.instance_weights import gairat_weights, mail_weights, probabilistic_margin
+from robustlit.losses.instance_weights import (
+    GAIRATWeights,
+    InstanceWeighting,
+    LossTerms,
+    MAILWeights,
+    counting_objective,
+    gairat_weights,
+    mail_weights,
+    probabilistic_margin,
+)
 from robustlit.losses.label_smoothing import (
     AdaptiveSmoothingSchedule,
     bin_confidence_accuracy,
@@ -18,9 +28,15 @@ from robustlit.losses.robustness_score import RobustnessScore, robustness_score
 
 __all__ = [
     "AdaptiveSmoothingSchedule",
+    "DROWeights",
+    "GAIRATWeights",
+    "InstanceWeighting",
+    "LossTerms",
+    "MAILWeights",
     "RobustnessScore",
     "RunningNormaliser",
     "bin_confidence_accuracy",
+    "counting_objective",
     "dro_objective",
     "dro_weights",
     "gairat_weights",

@@ -1,6 +1,6 @@
 """KL-regularised DRO instance weights and the compositional (SCGD) running normaliser.
 
-DONE (Sow et al., ICLR 2024), methods.md section 4. For per-example losses ℓ_1..ℓ_M and temperature
+DONE (Sow et al., ICLR 2024; docs/reweighting.md). For per-example losses ℓ_1..ℓ_M and temperature
 r > 0 the inner problem
 
     max_{w ∈ Δ_M}  Σ_i w_i ℓ_i − r · KL(w ‖ uniform)
@@ -9,7 +9,7 @@ has the closed-form solution w* = softmax(ℓ / r) (:func:`dro_weights`) and the
 F = r · log( (1/M) Σ_i exp(ℓ_i / r) ) (:func:`dro_objective`, Gibbs variational identity), whose
 gradient is Σ_i w*_i ∇ℓ_i. F is a composition f(g) with g = mean exp(ℓ/r) and f(u) = r log u; a
 minibatch plug-in estimate of ∇(f∘g) is biased, so CID/SCGD keeps a running estimate u_t of g
-(:class:`RunningNormaliser`, algorithm of methods.md 4.2, steps 3-4).
+(:class:`RunningNormaliser`, the compositional reformulation of eq. 6).
 
 Everything is computed in log space (``logsumexp``): ℓ/r overflows ``exp`` for small r.
 """
@@ -19,7 +19,11 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
+
+from robustlit.losses.instance_weights import InstanceWeighting, LossTerms
+from robustlit.utils.distributed import world
 
 
 def _check_losses(losses: Tensor) -> None:
@@ -33,7 +37,7 @@ def _check_temperature(temperature: float) -> None:
 
 
 def dro_weights(losses: Tensor, temperature: float) -> Tensor:
-    """Closed-form KL-DRO weights w* = softmax(ℓ / r) over the batch (methods.md 4.1, "Eq. 5").
+    """Closed-form KL-DRO weights w* = softmax(ℓ / r) over the batch (Sow et al. 2024, eq. 5).
 
     The weights sum to 1; r → ∞ gives uniform weights (plain adversarial training), r → 0 puts all
     mass on the largest loss (ties share it). ``temperature=math.inf`` is allowed and gives exactly
@@ -84,7 +88,7 @@ def weighted_mean(losses: Tensor, weights: Tensor, self_normalised: bool = False
 
 
 class RunningNormaliser(nn.Module):
-    """SCGD running estimate u_t of g = mean_i exp(ℓ_i / r), stored as log u_t (methods.md 4.2, steps 3-4).
+    """SCGD running estimate u_t of g = mean_i exp(ℓ_i / r), stored as log u_t (SCGD, Wang et al. 2017).
 
     ``update`` performs u_t = (1 − τ) u_{t−1} + τ · mean_{i∈B} exp(ℓ_i / r) (on the first call,
     u_1 = the batch mean) and returns the detached per-example weights ω_i = exp(ℓ_i / r) / u_t, so that
@@ -166,7 +170,7 @@ class RunningNormaliser(nn.Module):
 def log_barrier_penalty(delta: Tensor, eps: float, c: float) -> Tensor:
     """Log-barrier of the Linf box, −c Σ_k [log(ε − δ_k) + log(ε + δ_k)], one value per example.
 
-    DONE's smoothed inner problem (methods.md 4.1, "Eq. 7"): the attack *minimises*
+    DONE's smoothed inner problem (Sow et al. 2024, eq. 7): the attack *minimises*
     ℓ̄(δ) = −ℓ(δ) + ``log_barrier_penalty(δ, ε, c)``. ``delta`` is (N, ...) and the sum runs over all
     non-batch dimensions. Examples with any |δ_k| ≥ ε get +inf (also for c = 0: the box is a hard
     constraint); their gradient is zero rather than NaN. The value may be negative when ε > 1/2 (only
@@ -185,3 +189,76 @@ def log_barrier_penalty(delta: Tensor, eps: float, c: float) -> Tensor:
     penalty = -c * safe_log.sum(dim=1)
     all_inside = inside.all(dim=1)
     return torch.where(all_inside, penalty, torch.full_like(penalty, math.inf))
+
+
+def _all_gather(values: Tensor) -> Tensor:
+    """(world_size, N) stack of every rank's ``values`` (equal N on every rank); (1, N) when not distributed."""
+    rank, size = world()
+    if size == 1:
+        return values.unsqueeze(0)
+    parts = [torch.empty_like(values) for _ in range(size)]
+    dist.all_gather(parts, values.contiguous())
+    return torch.stack(parts)
+
+
+class DROWeights(InstanceWeighting):
+    """KL-DRO instance weights with the SCGD running normaliser (DONE, Sow et al., ICLR 2024, eqs. 5-6).
+
+    The weights solve max_{w ∈ Δ} Σ_i w_i ℓ_i − r KL(w ‖ uniform) over the per-example losses ℓ_i of the
+    objective (natural + robust terms: whole examples are reweighted), i.e. w* = softmax(ℓ / r). A
+    running estimate u_t of mean exp(ℓ / r) de-biases the minibatch estimate of this compositional
+    objective: u_t = (1 − τ) u_{t−1} + τ · mean_{i∈B} exp(ℓ_i / r) and ω_i = exp(ℓ_i / r) / u_t
+    (:class:`RunningNormaliser`). r = ∞ (``temperature: null``) gives exactly uniform weights.
+
+    Under ``torch.distributed`` the losses of all ranks are gathered before u_t is updated, so every
+    rank keeps the same normaliser (the global batch is the minibatch). :meth:`statistics` reports
+    ``dro/log_u`` and ``dro/omega_mean`` (how hard this batch is relative to the running average).
+
+    Args:
+        temperature: DRO temperature r > 0; ``None`` or ``math.inf``: uniform weights.
+        momentum: τ ∈ [0, 1] of the running normaliser (1 = plug-in minibatch estimate).
+        normalise_weights: rescale ω to mean 1 per batch (the plug-in weights |B| softmax(ℓ / r)).
+        begin_epoch: first reweighted epoch.
+    """
+
+    weights_natural_term = True
+
+    def __init__(
+        self,
+        temperature: float | None = 1.0,
+        momentum: float = 0.1,
+        normalise_weights: bool = False,
+        begin_epoch: int = 0,
+    ) -> None:
+        super().__init__(begin_epoch)
+        if temperature is not None and not temperature > 0:
+            raise ValueError(f"temperature r must be > 0 (or null / .inf for uniform weights); got {temperature}")
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"momentum tau must lie in [0, 1]; got {momentum}")
+        self.temperature = math.inf if temperature is None else float(temperature)
+        self.momentum = float(momentum)
+        self.normaliser = RunningNormaliser(normalise_weights=normalise_weights)
+        self._statistics: dict[str, Tensor] = {}
+
+    @property
+    def uniform(self) -> bool:
+        return math.isinf(self.temperature)
+
+    def forward(self, terms: LossTerms) -> Tensor:
+        """ω_i = exp(ℓ_i / r) / u_t after folding this (global) batch into u_t; ones when r = ∞. Detached."""
+        self._statistics = {}
+        losses = terms.losses.detach()
+        if self.uniform:
+            return torch.ones_like(losses)
+        rank, size = world()
+        gathered = _all_gather(losses)
+        omega = self.normaliser.update(gathered.reshape(-1), self.temperature, self.momentum)
+        omega = omega.view(size, -1)[rank]
+        self._statistics = {"dro/log_u": self.normaliser.log_u.clone(), "dro/omega_mean": omega.mean()}
+        return omega
+
+    def statistics(self) -> dict[str, Tensor]:
+        return self._statistics
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature}, momentum={self.momentum}, begin_epoch={self.begin_epoch}"

@@ -1,6 +1,11 @@
-"""Instance-reweighting baselines for DONE: GAIRAT and MAIL weights (methods.md section 4.3).
+"""Instance reweighting of an adversarial objective: the per-example terms, the weighting interface,
+and the GAIRAT and MAIL weights.
 
-Both return detached per-example weights meant for :func:`robustlit.losses.dro.weighted_mean`.
+An adversarial objective exposes per example i a natural term and a robust term (:class:`LossTerms`;
+PGD-AT: 0 and CE(f(x'_i), y_i); TRADES, Zhang et al. 2019 eq. 5: CE(f(x_i), y_i) and
+β KL(p(x_i) ‖ p(x'_i))). A reweighting strategy (:class:`InstanceWeighting`) maps these terms to
+detached per-example weights w_i, and the training loss becomes (1/N) Σ_i [natural_i + w_i robust_i].
+The functions below return detached per-example weights meant for :func:`robustlit.losses.dro.weighted_mean`.
 
 Normalisation choice: by default both are rescaled to average exactly 1 over the batch
 (v_i ← N v_i / Σ_j v_j), so a weighted mean keeps the scale of the unweighted loss and learning
@@ -11,8 +16,11 @@ rates transfer. GAIRAT's reference code (``GAIR.py``) does exactly this; MAIL's 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 
 def _normalise_to_mean_one(weights: Tensor) -> Tensor:
@@ -68,3 +76,123 @@ def mail_weights(
     """
     weights = scale * torch.sigmoid(slope * (margin.detach() + bias))
     return _normalise_to_mean_one(weights) if normalise else weights
+
+
+@dataclass
+class LossTerms:
+    """Per-example terms of an adversarial objective on one batch, after the inner maximisation.
+
+    ``natural`` (N,) is the clean term (zeros for PGD-AT), ``robust`` (N,) the adversarial term
+    (CE(f(x'), y) for PGD-AT, β KL(p(x) ‖ p(x')) for TRADES), ``logits_adv`` the logits of x' and
+    ``logits_clean`` those of x (``None`` when the objective has no clean forward), both with gradient;
+    ``kappa`` (N,) counts the attack iterations at which x' was still classified correctly (GAIRAT's κ,
+    in {0, .., ``attack_steps``}).
+    """
+
+    natural: Tensor
+    robust: Tensor
+    y: Tensor
+    logits_adv: Tensor
+    kappa: Tensor
+    attack_steps: int
+    logits_clean: Tensor | None = None
+
+    @property
+    def losses(self) -> Tensor:
+        """The unweighted per-example loss ℓ_i = natural_i + robust_i."""
+        return self.natural + self.robust
+
+
+def counting_objective(objective: Callable[[Tensor], Tensor], y: Tensor, kappa: Tensor) -> Callable[[Tensor], Tensor]:
+    """Wrap an attack objective so that each call adds 1[argmax f(x^t) = y] to ``kappa`` (GAIRAT's κ).
+
+    A K-step attack calls its objective once per iteration, at x^0 .. x^{K−1}, so κ ∈ {0, .., K}.
+    """
+
+    def wrapped(logits: Tensor) -> Tensor:
+        kappa.add_((logits.detach().argmax(dim=1) == y).to(kappa.dtype))
+        return objective(logits)
+
+    return wrapped
+
+
+class InstanceWeighting(nn.Module):
+    """A reweighting strategy: ``weighting(terms)`` returns detached per-example weights w (N,).
+
+    The training loss of an :class:`~robustlit.methods.adversarial.AdversarialTraining` method with this
+    weighting is (1/N) Σ_i [natural_i + w_i robust_i], or (1/N) Σ_i w_i (natural_i + robust_i) when
+    :attr:`weights_natural_term` is set (the weights then reweight whole examples, as DRO does). Before
+    ``begin_epoch`` the method uses uniform weights (GAIRAT's warm-up). A strategy with state keeps it in
+    buffers (checkpointed with the method); :meth:`statistics` reports values to log after a call.
+
+    Args:
+        begin_epoch: first epoch with non-uniform weights.
+    """
+
+    weights_natural_term: bool = False
+
+    def __init__(self, begin_epoch: int = 0) -> None:
+        super().__init__()
+        if begin_epoch < 0:
+            raise ValueError(f"begin_epoch must be >= 0; got {begin_epoch}")
+        self.begin_epoch = begin_epoch
+
+    def forward(self, terms: LossTerms) -> Tensor:
+        """Detached weights (N,), by convention with mean 1 over the batch (uniform here)."""
+        return torch.ones_like(terms.robust).detach()
+
+    def statistics(self) -> dict[str, Tensor]:
+        """Strategy-specific values of the last call to log under ``train/`` (none by default)."""
+        return {}
+
+
+class GAIRATWeights(InstanceWeighting):
+    """GAIRAT (Zhang et al., ICLR 2021), its "Tanh" weight assignment: w_i ∝ ½ (1 + tanh(λ + 5 (1 − 2 κ_i / K))).
+
+    κ_i is the number of the K attack iterations at which x'_i was still classified correctly
+    (the reference ``GAIR.py`` counts at every iteration 0..K−1); the weights are normalised to mean 1
+    over the batch, so examples the attack flips early (close to the decision boundary) weigh most.
+
+    Args:
+        lam: λ of the Tanh weight (reference default −1; larger λ flattens the weights).
+        begin_epoch: first reweighted epoch (the reference starts half-way, epoch 60 of 120).
+    """
+
+    def __init__(self, lam: float = -1.0, begin_epoch: int = 0) -> None:
+        super().__init__(begin_epoch)
+        self.lam = lam
+
+    def forward(self, terms: LossTerms) -> Tensor:
+        return gairat_weights(terms.kappa, terms.attack_steps, lam=self.lam, normalise=True)
+
+    def extra_repr(self) -> str:
+        return f"lam={self.lam}, begin_epoch={self.begin_epoch}"
+
+
+class MAILWeights(InstanceWeighting):
+    """MAIL (Wang et al., NeurIPS 2021), probabilistic-margin weights: w_i ∝ sigmoid(slope · (PM_i + bias)).
+
+    PM_i = max_{k≠y} p_k(x'_i) − p_y(x'_i) is the probabilistic margin of the adversarial example
+    (:func:`probabilistic_margin`).
+    With ``normalise`` (default) the weights have mean 1 over the batch; ``normalise: false`` uses the
+    reference code's fixed factor 3 · sigmoid(...) instead.
+
+    Args:
+        slope: sigmoid slope > 0 (reference default 1.0).
+        bias: margin offset (reference default −1.5).
+        normalise: rescale the weights to mean 1 per batch.
+        begin_epoch: first reweighted epoch.
+    """
+
+    def __init__(self, slope: float = 1.0, bias: float = -1.5, normalise: bool = True, begin_epoch: int = 0) -> None:
+        super().__init__(begin_epoch)
+        if not slope > 0:
+            raise ValueError(f"slope must be > 0; got {slope}")
+        self.slope, self.bias, self.normalise = slope, bias, normalise
+
+    def forward(self, terms: LossTerms) -> Tensor:
+        margin = probabilistic_margin(terms.logits_adv, terms.y)
+        return mail_weights(margin, self.slope, self.bias, normalise=self.normalise, scale=3.0)
+
+    def extra_repr(self) -> str:
+        return f"slope={self.slope}, bias={self.bias}, normalise={self.normalise}, begin_epoch={self.begin_epoch}"

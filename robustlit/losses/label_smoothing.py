@@ -1,9 +1,9 @@
-"""Per-example label smoothing and the AR-AdaLS per-bin schedule (Qin et al., NeurIPS 2021; methods.md 5.2).
+"""Per-example label smoothing and the AR-AdaLS per-bin schedule (Qin et al., NeurIPS 2021).
 
 Examples are binned by adversarial robustness (see :mod:`robustlit.losses.robustness_score`); bin r has
-its own smoothing strength ε_r, the target of an example in bin r is ỹ = (1 − ε_r) onehot(y) + ε_r / K,
-and after each epoch ε_r ← clip(ε_r + α · (conf_r − acc_r), 0, 1) on held-out statistics, so
-over-confident bins get more smoothing and under-confident bins less.
+its own smoothing strength s_r, the target of an example in bin r is ỹ = (1 − s_r) onehot(y) + s_r / K,
+and after each epoch s_r ← clip(s_r + η · (conf_r − acc_r), 0, 1) on held-out statistics (step size η),
+so over-confident bins get more smoothing and under-confident bins less.
 """
 
 from __future__ import annotations
@@ -13,30 +13,30 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def smoothed_targets(y: Tensor, num_classes: int, eps_per_example: Tensor | float) -> Tensor:
-    """ỹ = (1 − ε_i) onehot(y_i) + ε_i / K, shape (N, K); ε may be a float or a (N,) tensor in [0, 1]."""
+def smoothed_targets(y: Tensor, num_classes: int, smoothing: Tensor | float) -> Tensor:
+    """ỹ = (1 − s_i) onehot(y_i) + s_i / K, shape (N, K); ``smoothing`` s is a float or a (N,) tensor in [0, 1]."""
     onehot = F.one_hot(y, num_classes).to(torch.get_default_dtype())
-    eps = torch.as_tensor(eps_per_example, dtype=onehot.dtype, device=onehot.device)
-    if eps.dim() == 0:
-        eps = eps.expand(y.shape[0])
-    if eps.shape != y.shape:
-        raise ValueError(f"eps_per_example must be a float or have shape {tuple(y.shape)}; got {tuple(eps.shape)}")
-    if (eps < 0).any() or (eps > 1).any():
+    strength = torch.as_tensor(smoothing, dtype=onehot.dtype, device=onehot.device)
+    if strength.dim() == 0:
+        strength = strength.expand(y.shape[0])
+    if strength.shape != y.shape:
+        raise ValueError(f"smoothing must be a float or have shape {tuple(y.shape)}; got {tuple(strength.shape)}")
+    if (strength < 0).any() or (strength > 1).any():
         raise ValueError("label-smoothing strengths must lie in [0, 1]")
-    eps = eps.unsqueeze(1)
-    return (1.0 - eps) * onehot + eps / num_classes
+    strength = strength.unsqueeze(1)
+    return (1.0 - strength) * onehot + strength / num_classes
 
 
-def smoothed_cross_entropy(logits: Tensor, y: Tensor, eps_per_example: Tensor | float) -> Tensor:
-    """Per-example CE(f(x_i), ỹ_i) = −Σ_k ỹ_ik log softmax(f(x_i))_k, shape (N,); ε = 0 gives plain CE."""
-    targets = smoothed_targets(y, logits.shape[1], eps_per_example).to(logits.dtype)
+def smoothed_cross_entropy(logits: Tensor, y: Tensor, smoothing: Tensor | float) -> Tensor:
+    """Per-example CE(f(x_i), ỹ_i) = −Σ_k ỹ_ik log softmax(f(x_i))_k, shape (N,); s = 0 gives plain CE."""
+    targets = smoothed_targets(y, logits.shape[1], smoothing).to(logits.dtype)
     return -(targets * torch.log_softmax(logits, dim=1)).sum(dim=1)
 
 
 def bin_confidence_accuracy(
     probs: Tensor, y: Tensor, bin_index: Tensor, num_bins: int
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-bin mean top-label confidence, accuracy and count (conf_r, acc_r, n_r) for the ε_r update.
+    """Per-bin mean top-label confidence, accuracy and count (conf_r, acc_r, n_r) for the s_r update.
 
     ``bin_index`` (N,) assigns examples to robustness bins (:meth:`AdaptiveSmoothingSchedule.assign`).
     Empty bins get conf = acc = 0 and count 0.
@@ -51,29 +51,29 @@ def bin_confidence_accuracy(
 
 
 class AdaptiveSmoothingSchedule(nn.Module):
-    """AR-AdaLS state: R robustness bins (quantile edges) and one smoothing strength ε_r ∈ [0, 1] per bin.
+    """AR-AdaLS state: R robustness bins (quantile edges) and one smoothing strength s_r ∈ [0, 1] per bin.
 
-    ``eps`` (R,), ``edges`` (R − 1,) and a ``fitted`` flag are buffers, so they are checkpointed and move
+    ``smoothing`` (R,), ``edges`` (R − 1,) and a ``fitted`` flag are buffers, so they are checkpointed and move
     with the module. Bin 0 holds the least robust examples (smallest scores).
 
     Choices: the edges are the training-score quantiles at 1/R, .., (R−1)/R (equal-size bins, as the paper
     describes); a score equal to an edge goes to the lower bin. With many tied scores (e.g. examples that
     never flipped all get the same capped score) bins can be unequal or empty — empty bins are skipped by
-    :meth:`update`. ε_r is clipped to the closed interval [0, 1] (ε = 1 is the uniform target).
+    :meth:`update`. s_r is clipped to the closed interval [0, 1] (s = 1 is the uniform target).
     """
 
-    eps: Tensor
+    smoothing: Tensor
     edges: Tensor
     fitted: Tensor
 
-    def __init__(self, num_bins: int = 10, init_eps: float = 0.0) -> None:
+    def __init__(self, num_bins: int = 10, init_smoothing: float = 0.0) -> None:
         super().__init__()
         if num_bins < 1:
             raise ValueError(f"num_bins must be >= 1; got {num_bins}")
-        if not 0.0 <= init_eps <= 1.0:
-            raise ValueError(f"init_eps must lie in [0, 1]; got {init_eps}")
+        if not 0.0 <= init_smoothing <= 1.0:
+            raise ValueError(f"init_smoothing must lie in [0, 1]; got {init_smoothing}")
         self.num_bins = num_bins
-        self.register_buffer("eps", torch.full((num_bins,), float(init_eps)))
+        self.register_buffer("smoothing", torch.full((num_bins,), float(init_smoothing)))
         self.register_buffer("edges", torch.zeros(num_bins - 1))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
 
@@ -95,20 +95,25 @@ class AdaptiveSmoothingSchedule(nn.Module):
             raise RuntimeError("call fit_bins(training_scores) before assign()")
         return torch.bucketize(scores.detach().to(self.edges), self.edges, right=False)
 
-    def eps_for(self, scores: Tensor) -> Tensor:
-        """Per-example smoothing strength ε_{bin(x)} for the given robustness scores."""
-        return self.eps[self.assign(scores)]
+    def smoothing_for(self, scores: Tensor) -> Tensor:
+        """Per-example smoothing strength s_{bin(x)} for the given robustness scores."""
+        return self.smoothing[self.assign(scores)]
 
     @torch.no_grad()
-    def update(self, conf_per_bin: Tensor, acc_per_bin: Tensor, counts: Tensor, step: float) -> Tensor:
-        """ε_r ← clip(ε_r + step · (conf_r − acc_r), 0, 1) for bins with counts > 0; returns the new ε."""
+    def update(self, conf_per_bin: Tensor, acc_per_bin: Tensor, counts: Tensor, step_size: float) -> Tensor:
+        """s_r ← clip(s_r + step_size · (conf_r − acc_r), 0, 1) for bins with counts > 0; returns the new s."""
         for name, value in (("conf_per_bin", conf_per_bin), ("acc_per_bin", acc_per_bin), ("counts", counts)):
-            if value.shape != self.eps.shape:
-                raise ValueError(f"{name} must have shape {tuple(self.eps.shape)}; got {tuple(value.shape)}")
-        gap = (conf_per_bin - acc_per_bin).to(self.eps)
-        proposed = (self.eps + step * gap).clamp(0.0, 1.0)
-        self.eps.copy_(torch.where(counts.to(self.eps.device) > 0, proposed, self.eps))
-        return self.eps.clone()
+            if value.shape != self.smoothing.shape:
+                raise ValueError(f"{name} must have shape {tuple(self.smoothing.shape)}; got {tuple(value.shape)}")
+        gap = (conf_per_bin - acc_per_bin).to(self.smoothing)
+        proposed = (self.smoothing + step_size * gap).clamp(0.0, 1.0)
+        self.smoothing.copy_(torch.where(counts.to(self.smoothing.device) > 0, proposed, self.smoothing))
+        return self.smoothing.clone()
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object, **kwargs: object) -> None:
+        if prefix + "eps" in state_dict:  # checkpoints written before the buffer was renamed
+            state_dict[prefix + "smoothing"] = state_dict.pop(prefix + "eps")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return f"num_bins={self.num_bins}"

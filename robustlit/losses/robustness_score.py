@@ -1,12 +1,12 @@
-"""Per-example adversarial robustness score for AR-AdaLS (Qin et al., NeurIPS 2021; methods.md 5.1).
+"""Per-example adversarial robustness score for AR-AdaLS (Qin et al., NeurIPS 2021).
 
 R(x) = the smallest Linf radius, on a given increasing grid, at which a PGD attack changes the model's
 *predicted* class (the prediction, not the label, is attacked, so the score also exists for unlabelled
-and test inputs). The attack is the shared :func:`robustlit.attacks.pgd.pgd_attack`, which runs under the
-attack discipline (every submodule in eval mode, parameter gradients off, both restored afterwards,
+and test inputs). The attack is the shared PGD (:meth:`robustlit.attacks.threat_model.ThreatModel.maximize`),
+run under the attack discipline (every submodule in eval mode, parameter gradients off, both restored afterwards,
 input gradients enabled locally even under ``torch.no_grad``).
 
-Choices where the paper is silent (methods.md 10):
+Choices where the paper is silent:
 - Grid search over the radii, attacking at each radius only the examples not yet flipped; an example
   counts as flipped at a radius when the *final* PGD iterate changes the prediction.
 - Examples never flipped get the cap (the last radius) and ``flipped=False`` in the returned
@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robustlit.attacks.eval_mode import attack_mode
-from robustlit.attacks.pgd import pgd_attack
+from robustlit.attacks.threat_model import ThreatModel
 
 ScoreLoss = Literal["ce", "margin"]
 
@@ -104,17 +104,8 @@ def robustness_score(
             if todo.numel() == 0:
                 break
             loss_fn = _loss_against(predicted[todo], loss)
-            x_adv = pgd_attack(
-                model,
-                x[todo],
-                loss_fn,
-                eps=eps,
-                step_size=step_size_factor * eps,
-                steps=steps,
-                norm="Linf",
-                random_start_kind="none",
-                bounds=bounds,
-            )
+            threat = ThreatModel("Linf", eps, step_size_factor * eps, steps, random_start="none", bounds=bounds)
+            x_adv = threat.maximize(model, x[todo], loss_fn)
             with torch.no_grad():
                 now_flipped = model(x_adv).argmax(dim=1) != predicted[todo]
             hit = todo[now_flipped]

@@ -1,4 +1,4 @@
-"""TRADES surrogate loss (Zhang et al. 2019), methods.md 2.2."""
+"""TRADES surrogate loss (Zhang et al., ICML 2019, eq. 5)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,12 @@ def trades_kl(logits_clean: Tensor, logits_adv: Tensor) -> Tensor:
     ).sum(dim=1)
 
 
+def trades_terms(logits_clean: Tensor, logits_adv: Tensor, y: Tensor, beta: float) -> tuple[Tensor, Tensor]:
+    """The two per-example terms of TRADES: (CE(f(x), y), β · KL(p(x) || p(x'))), clean side not detached."""
+    return F.cross_entropy(logits_clean, y, reduction="none"), beta * trades_kl(logits_clean, logits_adv)
+
+
 def trades_loss(logits_clean: Tensor, logits_adv: Tensor, y: Tensor, beta: float) -> Tensor:
     """Per-example CE(f(x), y) + β · KL(p(x) || p(x')) (the clean distribution is not detached)."""
-    return F.cross_entropy(logits_clean, y, reduction="none") + beta * trades_kl(logits_clean, logits_adv)
+    natural, robust = trades_terms(logits_clean, logits_adv, y, beta)
+    return natural + robust

@@ -43,8 +43,10 @@ def _default_optimizer(params) -> torch.optim.Optimizer:  # noqa: ANN001 - signa
 class RobustClassifier(pl.LightningModule):
     """Base module: ``classifier = Normalize(mean, std) -> backbone``, mapping [0, 1] inputs to logits.
 
-    A method overrides :meth:`training_loss` (or :meth:`per_example_loss`); evaluation attacks and
-    certification are callbacks that read :attr:`classifier`, :attr:`num_classes` and :attr:`bounds`.
+    A method overrides :meth:`training_loss` (or :meth:`per_example_loss`); adversarial objectives
+    define per-example terms and weights instead (see :class:`~robustlit.methods.adversarial.AdversarialTraining`).
+    Evaluation attacks and certification are callbacks that read :attr:`classifier`, :attr:`num_classes`
+    and :attr:`bounds`.
     Validation/test log clean accuracy, ECE (15 bins) and NLL.
 
     Args:

@@ -1,18 +1,18 @@
-"""Label-smoothing methods: uniform label smoothing and AR-AdaLS (Qin et al., NeurIPS 2021; methods.md 5).
+"""Label-smoothing methods: uniform label smoothing and AR-AdaLS (Qin et al., NeurIPS 2021).
 
 AR-AdaLS (adversarial-robustness-based adaptive label smoothing) trains with per-example smoothed
-targets ỹ = (1 − ε_r) onehot(y) + ε_r / K, where r is the example's robustness bin:
+targets ỹ = (1 − s_r) onehot(y) + s_r / K, where r is the example's robustness bin:
 
 1. every ``rescore_every_n_epochs`` epochs (and at the first validation of ``fit``) each training and
    validation example gets a robustness score R(x), the smallest Linf radius on a grid at which PGD
    flips the model's prediction (:func:`robustlit.losses.robustness_score.robustness_score`);
 2. the bin edges are the training scores' quantiles (R equal-size bins, bin 0 = least robust), and
    validation examples are binned with the same edges;
-3. at every validation epoch end ε_r ← clip(ε_r + α (conf_r − acc_r), 0, 1) from the validation
-   examples of bin r (over-confident bins get more smoothing), and ε_r, the gaps and the counts are logged
-   as ``adals/eps/bin_<r>``, ``adals/gap/bin_<r>``, ``adals/val_count/bin_<r>``.
+3. at every validation epoch end s_r ← clip(s_r + η (conf_r − acc_r), 0, 1) from the validation
+   examples of bin r (over-confident bins get more smoothing), and s_r, the gaps and the counts are logged
+   as ``adals/smoothing/bin_<r>``, ``adals/gap/bin_<r>``, ``adals/val_count/bin_<r>``.
 
-All state (ε_r, edges, training and validation scores, last scoring epoch) lives in buffers, so it is
+All state (s_r, edges, training and validation scores, last scoring epoch) lives in buffers, so it is
 checkpointed and restored on resume. Training batches are matched to their stored scores by dataset
 index: at ``setup("fit")`` the DataModule's ``train_dataset`` is wrapped in :class:`IndexedDataset`
 (batches become (x, y, index)). A training example without a stored score (a user-supplied DataLoader
@@ -44,10 +44,10 @@ DEFAULT_RADII: tuple[float, ...] = tuple(r / 255 for r in (0.5, 1, 2, 3, 4, 6, 8
 
 
 class LabelSmoothing(RobustClassifier):
-    """Uniform label smoothing (Szegedy et al. 2016): CE against ỹ = (1 − ε) onehot(y) + ε / K on clean inputs.
+    """Uniform label smoothing (Szegedy et al. 2016): CE against ỹ = (1 − s) onehot(y) + s / K on clean inputs.
 
     Args:
-        smoothing: ε ∈ [0, 1] (0 is plain cross-entropy).
+        smoothing: s ∈ [0, 1] (0 is plain cross-entropy).
         **kwargs: see :class:`RobustClassifier`.
     """
 
@@ -81,7 +81,7 @@ def _dataset_of(loaders: object) -> Dataset:
 
 
 class ARAdaLS(RobustClassifier):
-    """Adversarial-robustness-based adaptive label smoothing (AR-AdaLS, methods.md 5.1-5.2).
+    """Adversarial-robustness-based adaptive label smoothing (AR-AdaLS, Qin et al., NeurIPS 2021).
 
     Args:
         num_bins: number R of robustness bins.
@@ -89,8 +89,8 @@ class ARAdaLS(RobustClassifier):
         steps: PGD steps per radius of the score.
         score_step_size_factor: PGD step = factor · radius.
         score_loss: ``ce`` (against the predicted class) or ``margin``.
-        init_eps: initial ε_r of every bin (also used before the first scoring).
-        eps_step: α of the update ε_r ← clip(ε_r + α (conf_r − acc_r), 0, 1).
+        init_smoothing: initial smoothing strength s_r of every bin (also used before the first scoring).
+        smoothing_step_size: η of the update s_r ← clip(s_r + η (conf_r − acc_r), 0, 1).
         rescore_every_n_epochs: recompute the scores and bin edges every this many epochs.
         score_batch_size: batch size of the scoring and validation passes.
         num_val_examples: use the first this many validation examples for the update (``None``: all).
@@ -108,8 +108,8 @@ class ARAdaLS(RobustClassifier):
         steps: PositiveInt = 10,
         score_step_size_factor: PositiveFloat = 0.25,
         score_loss: ScoreLoss = "ce",
-        init_eps: ClosedUnitInterval = 0.0,
-        eps_step: NonNegativeFloat = 1.0,
+        init_smoothing: ClosedUnitInterval = 0.0,
+        smoothing_step_size: NonNegativeFloat = 1.0,
         rescore_every_n_epochs: PositiveInt = 5,
         score_batch_size: PositiveInt = 256,
         num_val_examples: PositiveInt | None = None,
@@ -127,15 +127,16 @@ class ARAdaLS(RobustClassifier):
                 raise ValueError(f"{name} must be >= 1; got {value}")
         if score_step_size_factor <= 0:
             raise ValueError(f"score_step_size_factor must be > 0; got {score_step_size_factor}")
-        if eps_step < 0:
-            raise ValueError(f"eps_step must be >= 0; got {eps_step}")
+        if smoothing_step_size < 0:
+            raise ValueError(f"smoothing_step_size must be >= 0; got {smoothing_step_size}")
         if score_loss not in ("ce", "margin"):
             raise ValueError(f"score_loss must be 'ce' or 'margin'; got {score_loss!r}")
         self.num_bins, self.steps, self.score_step_size_factor = num_bins, steps, score_step_size_factor
-        self.score_loss, self.init_eps, self.eps_step = score_loss, float(init_eps), eps_step
+        self.score_loss, self.init_smoothing = score_loss, float(init_smoothing)
+        self.smoothing_step_size = smoothing_step_size
         self.rescore_every_n_epochs, self.score_batch_size = rescore_every_n_epochs, score_batch_size
         self.num_val_examples = num_val_examples
-        self.schedule = AdaptiveSmoothingSchedule(num_bins=num_bins, init_eps=init_eps)
+        self.schedule = AdaptiveSmoothingSchedule(num_bins=num_bins, init_smoothing=init_smoothing)
         self.register_buffer("train_scores", torch.zeros(0))
         self.register_buffer("val_scores", torch.zeros(0))
         self.register_buffer("scored_epoch", torch.tensor(-1, dtype=torch.long))
@@ -185,11 +186,12 @@ class ARAdaLS(RobustClassifier):
             loss=self.score_loss,
         )
 
-    def example_eps(self, x: Tensor) -> Tensor | float:
-        """ε of each training example: its bin's ε_r from the stored score (by index), or init_eps before the
-        first scoring. Examples without a stored score (no index, or not scored) are scored now."""
+    def example_smoothing(self, x: Tensor) -> Tensor | float:
+        """Smoothing strength of each training example: its bin's s_r from the stored score (by index), or
+        init_smoothing before the first scoring. Examples without a stored score (no index, or not scored)
+        are scored now."""
         if not bool(self.schedule.fitted):
-            return self.init_eps
+            return self.init_smoothing
         scores = torch.full((x.shape[0],), float("nan"), device=x.device)
         index = self._train_index
         if index is not None:
@@ -198,10 +200,10 @@ class ARAdaLS(RobustClassifier):
         missing = scores.isnan()
         if missing.any():
             scores[missing] = self.score(x[missing]).radius.to(scores.dtype)
-        return self.schedule.eps_for(scores)
+        return self.schedule.smoothing_for(scores)
 
     def per_example_loss(self, x: Tensor, y: Tensor) -> Tensor:
-        return smoothed_cross_entropy(self(x), y, self.example_eps(x))
+        return smoothed_cross_entropy(self(x), y, self.example_smoothing(x))
 
     # ---- schedule updates (validation epoch end) ---------------------------------------------------------
     def _training_dataset(self) -> Dataset:
@@ -244,13 +246,13 @@ class ARAdaLS(RobustClassifier):
         self.scored_epoch.fill_(self.current_epoch)
 
     def update_schedule(self, val_dataset: Dataset, num_val: int) -> tuple[Tensor, Tensor, Tensor]:
-        """ε_r ← clip(ε_r + α (conf_r − acc_r), 0, 1) from the validation bins; returns (eps, gap, count)."""
+        """s_r ← clip(s_r + η (conf_r − acc_r), 0, 1) from the validation bins; returns (smoothing, gap, count)."""
         out = self._map_sharded(val_dataset, num_val, self._predict)
         probs, labels = out[:, :-1], out[:, -1].long()
         bins = self.schedule.assign(self.val_scores[:num_val])
         conf, acc, counts = bin_confidence_accuracy(probs, labels, bins, self.num_bins)
-        eps = self.schedule.update(conf, acc, counts, self.eps_step)
-        return eps, conf - acc, counts
+        smoothing = self.schedule.update(conf, acc, counts, self.smoothing_step_size)
+        return smoothing, conf - acc, counts
 
     def _within_limits(self, n: int, num_batches: float, loader: object) -> int:
         """At most the examples the Trainer's ``limit_*_batches`` lets an epoch see (all when unlimited)."""
@@ -272,10 +274,10 @@ class ARAdaLS(RobustClassifier):
             train_dataset = self._training_dataset()
             num_train = self._within_limits(len(train_dataset), trainer.num_training_batches, trainer.train_dataloader)
             self.rescore(train_dataset, val_dataset, num_val, num_train)
-        eps, gap, counts = self.update_schedule(val_dataset, num_val)
+        smoothing, gap, counts = self.update_schedule(val_dataset, num_val)
         log = {"adals/mean_train_score": self.train_scores.nanmean()}
         for r in range(self.num_bins):
-            log[f"adals/eps/bin_{r}"] = eps[r]
+            log[f"adals/smoothing/bin_{r}"] = smoothing[r]
             log[f"adals/val_count/bin_{r}"] = counts[r]
             if counts[r] > 0:
                 log[f"adals/gap/bin_{r}"] = gap[r]

@@ -1,18 +1,32 @@
-"""PGD adversarial training (Madry et al. 2018), methods.md 2.1."""
+"""PGD adversarial training (Madry et al., ICLR 2018)."""
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from robustlit.attacks.pgd import LossFn
+from robustlit.losses.instance_weights import LossTerms
 from robustlit.methods.adversarial import AdversarialTraining
 
 
 class PGDAT(AdversarialTraining):
-    """min_θ E max_{x' ∈ B_ε(x)} CE(f_θ(x'), y): train on K-step PGD examples only (no clean term)."""
+    """min_θ E max_{x' ∈ B_ε(x)} CE(f_θ(x'), y) (Madry et al. 2018, eq. 2.1): K-step PGD examples only.
+
+    Terms: natural_i = 0, robust_i = CE(f(x'_i), y_i), x' from PGD on the same cross-entropy. With a
+    ``weighting`` this is GAIRAT / MAIL / DRO on PGD-AT (see :class:`AdversarialTraining`).
+    """
 
     default_random_start = "uniform"
 
-    def per_example_loss(self, x: Tensor, y: Tensor) -> Tensor:
-        x_adv = self.perturb(x, lambda logits: F.cross_entropy(logits, y, reduction="none"))
-        return F.cross_entropy(self(x_adv), y, reduction="none")
+    def attack_loss(self, x: Tensor, y: Tensor) -> LossFn:
+        """CE(f(x'), y) per example."""
+        return lambda logits: F.cross_entropy(logits, y, reduction="none")
+
+    def loss_terms(self, x: Tensor, y: Tensor) -> LossTerms:
+        kappa = torch.zeros(x.shape[0], device=x.device)
+        x_adv = self.adversarial_examples(x, y, kappa)
+        logits_adv = self(x_adv)
+        robust = F.cross_entropy(logits_adv, y, reduction="none")
+        return LossTerms(torch.zeros_like(robust), robust, y, logits_adv, kappa, self.threat_model.steps)

@@ -1,4 +1,4 @@
-"""TRADES (Zhang et al. 2019), methods.md 2.2."""
+"""TRADES (Zhang et al., ICML 2019)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,17 @@ from jsonargparse.typing import NonNegativeFloat
 from torch import Tensor
 
 from robustlit.attacks.eval_mode import attack_mode
-from robustlit.losses.trades import trades_kl, trades_loss
+from robustlit.attacks.pgd import LossFn
+from robustlit.losses.instance_weights import LossTerms
+from robustlit.losses.trades import trades_kl, trades_terms
 from robustlit.methods.adversarial import AdversarialTraining
 
 
 class TRADES(AdversarialTraining):
-    """min_θ E[ CE(f(x), y) + β · max_{x' ∈ B_ε(x)} KL(p(x) ‖ p(x')) ].
+    """min_θ E[ CE(f(x), y) + β · max_{x' ∈ B_ε(x)} KL(p(x) ‖ p(x')) ] (Zhang et al. 2019, eq. 5).
+
+    Terms: natural_i = CE(f(x_i), y_i), robust_i = β KL(p(x_i) ‖ p(x'_i)); a ``weighting`` (or an
+    override of :meth:`robust_term_weights`) multiplies the KL term only, as MAIL's ``trades_mail``.
 
     Reference behaviour (TRADES/trades.py): the inner maximisation runs in eval mode from
     x + 0.001·N(0, I) on the KL to the clean prediction; the outer loss is computed in train mode
@@ -23,24 +28,28 @@ class TRADES(AdversarialTraining):
     running statistics receive one clean update per step instead of two.
 
     Args:
-        beta: weight β = 1/λ of the robustness regulariser (β = 0 is plain cross-entropy).
-        **kwargs: see :class:`AdversarialTraining` (eps, step_size, steps, ...).
+        beta: weight β = 1/λ of the robustness regulariser (β = 0 is plain cross-entropy, no attack).
+        **kwargs: see :class:`AdversarialTraining` (eps, step_size, steps, weighting, ...).
     """
 
     default_random_start = "gaussian"
 
     def __init__(self, beta: NonNegativeFloat = 6.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if beta < 0:
+            raise ValueError(f"beta must be >= 0; got {beta}")
         self.beta = beta
 
-    def adversarial_examples(self, x: Tensor) -> Tensor:
-        """x' ≈ argmax_{x' ∈ B_ε(x)} KL(p(x) ‖ p(x')), the clean distribution fixed during the search."""
+    def attack_loss(self, x: Tensor, y: Tensor) -> LossFn:
+        """KL(p(x) ‖ p(x')) per example, the clean distribution fixed (computed once, in attack mode)."""
         with attack_mode(self.classifier, train_mode=self.attack_train_mode), torch.no_grad():
             logits_clean = self.classifier(x)
-        return self.perturb(x, lambda logits: trades_kl(logits_clean, logits))
+        return lambda logits: trades_kl(logits_clean, logits)
 
-    def per_example_loss(self, x: Tensor, y: Tensor) -> Tensor:
-        x_adv = self.adversarial_examples(x) if self.beta > 0 else x
+    def loss_terms(self, x: Tensor, y: Tensor) -> LossTerms:
+        kappa = torch.zeros(x.shape[0], device=x.device)
+        x_adv = self.adversarial_examples(x, y, kappa) if self.beta > 0 else x
         logits_clean = self(x)
         logits_adv = self(x_adv) if self.beta > 0 else logits_clean
-        return trades_loss(logits_clean, logits_adv, y, self.beta)
+        natural, robust = trades_terms(logits_clean, logits_adv, y, self.beta)
+        return LossTerms(natural, robust, y, logits_adv, kappa, self.threat_model.steps, logits_clean)

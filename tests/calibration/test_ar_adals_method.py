@@ -1,4 +1,4 @@
-"""AR-AdaLS and uniform label smoothing as training modules (methods.md 5 and 9, checks 14-15)."""
+"""AR-AdaLS and uniform label smoothing as training modules (Qin et al. 2021; docs/calibration.md)."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def test_uniform_label_smoothing_is_torch_label_smoothing() -> None:
 
 
 def test_an_over_confident_bin_gets_more_smoothing_end_to_end() -> None:
-    module = adals(eps_step=0.5)
+    module = adals(smoothing_step_size=0.5)
     data = DigitsDataModule(batch_size=64)
     fit = trainer()
     fit.fit(module, data)
@@ -71,40 +71,40 @@ def test_an_over_confident_bin_gets_more_smoothing_end_to_end() -> None:
     gaps = {r: logged[f"adals/gap/bin_{r}"].item() for r in range(3) if f"adals/gap/bin_{r}" in logged}
     assert gaps and max(gaps.values()) > 0.1  # the x30 logits are over-confident
     for r, gap in gaps.items():
-        assert module.schedule.eps[r].item() == pytest.approx(min(max(0.5 * gap, 0.0), 1.0), abs=1e-6)
-        assert logged[f"adals/eps/bin_{r}"].item() == pytest.approx(module.schedule.eps[r].item())
-    assert module.schedule.eps.max() > 0
-    # a training example now gets its bin's eps, by index or (without an index) scored on the fly
+        assert module.schedule.smoothing[r].item() == pytest.approx(min(max(0.5 * gap, 0.0), 1.0), abs=1e-6)
+        assert logged[f"adals/smoothing/bin_{r}"].item() == pytest.approx(module.schedule.smoothing[r].item())
+    assert module.schedule.smoothing.max() > 0
+    # a training example now gets its bin's smoothing s_r, by index or (without an index) scored on the fly
     items = [data.train_dataset[i] for i in range(5)]
     x = torch.stack([item[0] for item in items])
     module._train_index = torch.tensor([item[2] for item in items])
-    by_index = module.example_eps(x)
+    by_index = module.example_smoothing(x)
     module._train_index = None
-    assert torch.equal(by_index, module.schedule.eps_for(module.train_scores[:5]))
-    on_the_fly = module.example_eps(x)  # no index: scored now, with the same deterministic attack
+    assert torch.equal(by_index, module.schedule.smoothing_for(module.train_scores[:5]))
+    on_the_fly = module.example_smoothing(x)  # no index: scored now, with the same deterministic attack
     assert torch.equal(on_the_fly, by_index)
 
 
 def test_state_survives_a_checkpoint_round_trip_and_resume(tmp_path: Path) -> None:
-    module = adals(eps_step=0.5, rescore_every_n_epochs=10)
+    module = adals(smoothing_step_size=0.5, rescore_every_n_epochs=10)
     trainer(tmp_path).fit(module, DigitsDataModule(batch_size=64))
     saved = {name: buffer.clone() for name, buffer in module.named_buffers() if "metrics" not in name}
-    assert {"schedule.eps", "schedule.edges", "schedule.fitted", "train_scores", "val_scores"} <= saved.keys()
+    assert {"schedule.smoothing", "schedule.edges", "schedule.fitted", "train_scores", "val_scores"} <= saved.keys()
 
     restored = ARAdaLS.load_from_checkpoint(tmp_path / "last.ckpt", backbone=Overconfident(), weights_only=False)
     for name, buffer in restored.named_buffers():
         if name in saved:
             assert torch.equal(buffer.nan_to_num(-1.0), saved[name].nan_to_num(-1.0)), name
 
-    resumed = adals(eps_step=0.5, rescore_every_n_epochs=10)
+    resumed = adals(smoothing_step_size=0.5, rescore_every_n_epochs=10)
     trainer(tmp_path, epochs=2).fit(
         resumed, DigitsDataModule(batch_size=64), ckpt_path=tmp_path / "last.ckpt", weights_only=False
     )
-    # epoch 1 is not a rescoring epoch: the scores and edges come from the checkpoint, eps kept moving from it
+    # epoch 1 is not a rescoring epoch: the scores and edges come from the checkpoint, the smoothing kept moving from it
     assert int(resumed.scored_epoch) == 0
     assert torch.equal(resumed.train_scores.nan_to_num(-1.0), saved["train_scores"].nan_to_num(-1.0))
     assert torch.equal(resumed.schedule.edges, saved["schedule.edges"])
-    assert not torch.equal(resumed.schedule.eps, saved["schedule.eps"])
+    assert not torch.equal(resumed.schedule.smoothing, saved["schedule.smoothing"])
 
 
 def test_scoring_under_inference_mode_fails_with_the_fix() -> None:

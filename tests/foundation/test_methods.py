@@ -1,4 +1,4 @@
-"""Base module, PGD-AT and TRADES behaviour (methods.md 2, section 9 checks 2, 4, 5)."""
+"""Base module, PGD-AT (Madry et al. 2018) and TRADES (Zhang et al. 2019) behaviour (docs/adversarial_training.md)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def test_training_attack_runs_in_eval_mode_and_leaves_batchnorm_statistics_alone
     hook = bn.register_forward_pre_hook(lambda m, _: seen_modes.append(m.training))
     before = bn.running_mean.clone()
     x, y = batch()
-    module.perturb(x, lambda logits: F.cross_entropy(logits, y, reduction="none"))
+    module.adversarial_examples(x, y)
     hook.remove()
     assert seen_modes and not any(seen_modes)
     assert torch.equal(bn.running_mean, before)
@@ -70,7 +70,7 @@ def test_trades_gradient_flows_through_the_clean_branch_of_the_kl() -> None:
     torch.manual_seed(0)
     full = torch.autograd.grad(module.training_loss(x, y), module.backbone.head[-1].weight)[0]
     torch.manual_seed(0)
-    x_adv = module.adversarial_examples(x)
+    x_adv = module.adversarial_examples(x, y)
     logits_clean = module(x)
     detached = F.cross_entropy(logits_clean, y) + 6.0 * trades_kl(logits_clean.detach(), module(x_adv)).mean()
     part = torch.autograd.grad(detached, module.backbone.head[-1].weight)[0]

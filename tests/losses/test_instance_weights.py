@@ -1,4 +1,4 @@
-"""GAIRAT and MAIL instance weights (methods.md 4.3 and 9, check 13)."""
+"""GAIRAT and MAIL instance weights (Zhang et al. 2021; Wang et al. 2021)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-example label smoothing and the AR-AdaLS schedule (methods.md 5.2 and 9, checks 14-15)."""
+"""Per-example label smoothing and the AR-AdaLS schedule (Qin et al. 2021; docs/calibration.md)."""
 
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ def test_smoothing_matches_torch_label_smoothing(batch: tuple[torch.Tensor, torc
 
 def test_per_example_targets() -> None:
     y = torch.tensor([0, 2, 1])
-    eps = torch.tensor([0.0, 0.5, 1.0])
-    targets = smoothed_targets(y, 4, eps)
+    smoothing = torch.tensor([0.0, 0.5, 1.0])
+    targets = smoothed_targets(y, 4, smoothing)
     assert torch.allclose(targets.sum(dim=1), torch.ones(3))
     assert torch.allclose(targets[0], torch.tensor([1.0, 0.0, 0.0, 0.0]))
     assert torch.allclose(targets[1], torch.tensor([0.125, 0.125, 0.625, 0.125]))
@@ -57,18 +57,18 @@ def test_bins_are_quantiles_and_shared_by_new_scores() -> None:
 
 
 def test_update_direction_clipping_and_empty_bins() -> None:
-    schedule = AdaptiveSmoothingSchedule(num_bins=4, init_eps=0.1)
+    schedule = AdaptiveSmoothingSchedule(num_bins=4, init_smoothing=0.1)
     conf = torch.tensor([0.9, 0.6, 0.99, 0.5])
     acc = torch.tensor([0.6, 0.9, 0.0, 0.9])
     counts = torch.tensor([10, 10, 10, 0])
-    eps = schedule.update(conf, acc, counts, step=0.5)
-    assert eps[0] > 0.1  # over-confident: more smoothing
-    assert eps[1] < 0.1  # under-confident: less smoothing
-    assert eps[3] == pytest.approx(0.1)  # empty bin untouched
+    smoothing = schedule.update(conf, acc, counts, step_size=0.5)
+    assert smoothing[0] > 0.1  # over-confident: more smoothing
+    assert smoothing[1] < 0.1  # under-confident: less smoothing
+    assert smoothing[3] == pytest.approx(0.1)  # empty bin untouched
     for _ in range(10):
-        eps = schedule.update(conf, acc, counts, step=0.5)
-    assert eps[2] == 1.0 and eps[1] == 0.0
-    assert (eps >= 0).all() and (eps <= 1).all()
+        smoothing = schedule.update(conf, acc, counts, step_size=0.5)
+    assert smoothing[2] == 1.0 and smoothing[1] == 0.0
+    assert (smoothing >= 0).all() and (smoothing <= 1).all()
 
 
 def test_bin_statistics_and_state_dict() -> None:
@@ -82,8 +82,12 @@ def test_bin_statistics_and_state_dict() -> None:
 
     schedule = AdaptiveSmoothingSchedule(num_bins=3)
     schedule.fit_bins(torch.arange(30.0))
-    schedule.update(conf, acc, counts, step=1.0)
+    schedule.update(conf, acc, counts, step_size=1.0)
     restored = AdaptiveSmoothingSchedule(num_bins=3)
     restored.load_state_dict(schedule.state_dict())
-    assert torch.equal(restored.eps, schedule.eps) and torch.equal(restored.edges, schedule.edges)
-    assert torch.equal(restored.eps_for(torch.tensor([0.0, 29.0])), schedule.eps[[0, 2]])
+    assert torch.equal(restored.smoothing, schedule.smoothing) and torch.equal(restored.edges, schedule.edges)
+    assert torch.equal(restored.smoothing_for(torch.tensor([0.0, 29.0])), schedule.smoothing[[0, 2]])
+    old_names = {("eps" if k == "smoothing" else k): v for k, v in schedule.state_dict().items()}
+    renamed = AdaptiveSmoothingSchedule(num_bins=3)
+    renamed.load_state_dict(old_names)  # checkpoints from before the rename still load
+    assert torch.equal(renamed.smoothing, schedule.smoothing)

@@ -1,4 +1,4 @@
-"""DRO-AT (methods.md 4 and 9, checks 10-12): r = inf is plain AT, SCGD weights, log-barrier attack."""
+"""DRO-AT (Sow et al. 2024; docs/reweighting.md): r = inf is plain AT, SCGD weights, log-barrier attack."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robustlit.attacks.log_barrier import log_barrier_attack
 from robustlit.data import DigitsDataModule
-from robustlit.methods.dro import DROAdversarialTraining, log_barrier_attack
+from robustlit.methods.dro import DROAdversarialTraining
 from robustlit.methods.pgd_at import PGDAT
 from robustlit.methods.trades import TRADES
 from robustlit.models import SmallCNN

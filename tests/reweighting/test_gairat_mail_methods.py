@@ -1,4 +1,4 @@
-"""GAIRAT and MAIL baselines (methods.md 4.3 and 9, check 13) as training modules."""
+"""GAIRAT (Zhang et al. 2021) and MAIL (Wang et al. 2021) baselines as training modules."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from robustlit.losses.instance_weights import gairat_weights, mail_weights, probabilistic_margin
+from robustlit.losses.instance_weights import counting_objective, gairat_weights, mail_weights, probabilistic_margin
 from robustlit.losses.trades import trades_kl
-from robustlit.methods.instance_reweighted import GAIRAT, MAIL, counting_objective
+from robustlit.methods.instance_reweighted import GAIRAT, MAIL
 from robustlit.models import SmallCNN
 
 
@@ -49,10 +49,10 @@ def test_gairat_weights_follow_kappa_of_the_training_attack() -> None:
     module = make(GAIRAT, lam=-1.0)
     x, y = batch()
     torch.manual_seed(5)
-    adversarial = module.adversarial_batch(x, y)
-    assert adversarial.kappa.min() >= 0 and adversarial.kappa.max() <= module.steps
-    weights = module.instance_weights(adversarial, y)
-    assert torch.allclose(weights, gairat_weights(adversarial.kappa, module.steps, lam=-1.0))
+    adversarial = module.loss_terms(x, y)
+    assert adversarial.kappa.min() >= 0 and adversarial.kappa.max() <= module.threat_model.steps
+    weights = module.robust_term_weights(adversarial)
+    assert torch.allclose(weights, gairat_weights(adversarial.kappa, module.threat_model.steps, lam=-1.0))
     order = adversarial.kappa.argsort()
     assert (weights[order].diff() <= 1e-6).all()  # fewer surviving steps -> larger weight
     torch.manual_seed(5)
@@ -66,7 +66,7 @@ def test_mail_on_trades_weights_only_the_kl_term() -> None:
     torch.manual_seed(5)
     loss = module.training_loss(x, y)
     torch.manual_seed(5)
-    x_adv, _ = module.adversarial_examples(x, y)
+    x_adv = module.adversarial_examples(x, y)
     logits_clean, logits_adv = module(x), module(x_adv)
     weights = mail_weights(probabilistic_margin(logits_adv, y))
     expected = F.cross_entropy(logits_clean, y) + (weights * 5.0 * trades_kl(logits_clean, logits_adv)).mean()
