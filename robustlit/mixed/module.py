@@ -223,7 +223,7 @@ class MixedClassifierModule(RobustClassifier):
         return self.classifier[1]
 
     # ---- training ---------------------------------------------------------------------------------
-    def attacked_copies(self, x: Tensor, y: Tensor) -> Tensor:
+    def adversarial_examples(self, x: Tensor, y: Tensor) -> Tensor:
         """Randomised attack on the whole mixture, eval mode, uncompressed alpha (Bai et al. 2023)."""
         mixture, previous = self.mixture, self.mixture.compress_alpha
         mixture.compress_alpha = False
@@ -248,7 +248,7 @@ class MixedClassifierModule(RobustClassifier):
         """``mixing_network_loss`` on the buffer [clean (s = 0); attacked (s = 1)] of this batch."""
         if self.mixture.alpha is not None:
             raise RuntimeError("a MixedClassifierModule with a constant alpha has nothing to train")
-        x_adv = self.attacked_copies(x, y)
+        x_adv = self.adversarial_examples(x, y)
         inputs = torch.cat([x, x_adv])
         labels = torch.cat([y, y])
         attacked = torch.cat([torch.zeros_like(y, dtype=torch.bool), torch.ones_like(y, dtype=torch.bool)])

@@ -55,10 +55,10 @@ def test_optimizer_sees_only_mixing_network_parameters():
     assert seen == {id(p) for p in module.mixture.mixing_network.parameters()}
 
 
-def test_training_loss_uses_attacked_copies_inside_the_ball():
+def test_training_loss_uses_adversarial_examples_inside_the_ball():
     module = tiny_module()
     x, y = tiny_dataset(8)[:]
-    x_adv = module.attacked_copies(x, y)
+    x_adv = module.adversarial_examples(x, y)
     assert (x_adv - x).abs().max() <= 0.2 * 1.1 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
     assert (x_adv != x).any()
     assert module.mixture.compress_alpha is None  # restored after the attack
