@@ -263,7 +263,9 @@ class EvaluationCallback(Callback):
                 (folder / f"{stem}.json").write_text(json.dumps(data, indent=2))
             for logger in trainer.loggers:
                 if isinstance(logger, TensorBoardLogger):
-                    logger.experiment.add_figure(f"{stage}/{name}", figure, trainer.global_step, close=False)
+                    logger.experiment.add_figure(
+                        f"{stage}/{name}", figure, global_step=trainer.global_step, close=False
+                    )
         for name, text in self.texts(summary, stage).items():
             for logger in trainer.loggers:
                 if isinstance(logger, TensorBoardLogger):
