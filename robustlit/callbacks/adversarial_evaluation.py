@@ -117,9 +117,7 @@ class AdversarialEvaluation(EvaluationCallback):
             }
         return summary
 
-    def evaluate_stage(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataset: Dataset, stage: str
-    ) -> dict:
+    def evaluate_stage(self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataset: Dataset, stage: str) -> dict:
         return self.evaluate(pl_module.classifier, dataset, pl_module.num_classes, pl_module.bounds, pl_module.device)
 
     def metrics(self, summary: dict, stage: str) -> dict[str, float]:

@@ -2,10 +2,11 @@
 
 Guo et al. 2017 (ECE, Section 2; reliability diagrams) and Hendrycks & Dietterich 2019 (corruptions); see
 docs/calibration.md. ECE with 15 equal-width bins (torchmetrics, the same as ``val/ece``), NLL and the
-multi-class Brier score of the top-label predictions, on the validation/test set and on corrupted copies of it (Gaussian noise and Gaussian blur,
-CIFAR-10-C severities 1..5, :mod:`robustlit.metrics.shift`). Numbers come from the pure functions of
-:mod:`robustlit.metrics.calibration` applied to the gathered probabilities of exactly the first
-``num_examples`` examples, each counted once, also under DDP (docs/contracts.md, exact DDP counts).
+multi-class Brier score of the top-label predictions, on the validation/test set and on corrupted copies
+of it (Gaussian noise and Gaussian blur, CIFAR-10-C severities 1..5, :mod:`robustlit.metrics.shift`).
+Numbers come from the pure functions of :mod:`robustlit.metrics.calibration` applied to the gathered
+probabilities of exactly the first ``num_examples`` examples, each counted once, also under DDP
+(docs/contracts.md, exact DDP counts).
 """
 
 from __future__ import annotations
@@ -174,9 +175,7 @@ class CalibrationEvaluation(EvaluationCallback):
             return []
         return [name for name, shift, _ in self.conditions if shift is None or self.shift_diagrams]
 
-    def evaluate_stage(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataset: Dataset, stage: str
-    ) -> dict:
+    def evaluate_stage(self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataset: Dataset, stage: str) -> dict:
         return self.evaluate(pl_module.classifier, dataset, pl_module.bounds, pl_module.device)
 
     def metrics(self, summary: dict, stage: str) -> dict[str, float]:

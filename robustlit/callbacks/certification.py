@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from robustlit.callbacks.certification_report import certified_accuracy_figure, print_certification_table
+from robustlit.callbacks.evaluation import EvaluationCallback, Stage
 from robustlit.certify.report import (
     CertificationRow,
     CertificationWriter,
@@ -28,7 +29,6 @@ from robustlit.certify.report import (
 )
 from robustlit.certify.sigma import ConstantSigma, SigmaFunction
 from robustlit.certify.smoothing import ABSTAIN, SmoothedClassifier
-from robustlit.callbacks.evaluation import EvaluationCallback, Stage
 from robustlit.utils.distributed import gather_objects, world
 from robustlit.utils.fingerprint import model_fingerprint
 
@@ -294,9 +294,7 @@ class Certification(EvaluationCallback):
             directory = Path(log_dir or ".") / "certification"
         return directory / (self.file_name or self.default_file_name(stage, model, sigma))
 
-    def evaluate_stage(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataset: Dataset, stage: str
-    ) -> dict:
+    def evaluate_stage(self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataset: Dataset, stage: str) -> dict:
         """Certification resumes from its own TSV (one row per example) instead of the per-batch cache."""
         model, sigma = pl_module.classifier, self.sigma_for(pl_module)
         path = self._output_path(trainer, trainer.log_dir, stage, model, sigma)

@@ -114,9 +114,7 @@ class EvaluationCallback(Callback):
         self._max_examples: int | None = None  # fast_dev_run: one batch
 
     # ---- what a concrete evaluation implements ---------------------------------------------------
-    def evaluate_stage(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataset: Dataset, stage: str
-    ) -> dict:
+    def evaluate_stage(self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataset: Dataset, stage: str) -> dict:
         """The summary of one evaluation of ``pl_module`` on ``dataset`` at ``stage`` (``val``/``test``; identical
         on every rank)."""
         raise NotImplementedError

@@ -323,9 +323,7 @@ class MixtureEvaluation(EvaluationCallback):
             }
         return summary
 
-    def evaluate_stage(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataset: Dataset, stage: str
-    ) -> dict:
+    def evaluate_stage(self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataset: Dataset, stage: str) -> dict:
         mixture = find_mixture(pl_module)
         return self.evaluate(mixture, dataset, pl_module.num_classes, pl_module.bounds, pl_module.device)
 
