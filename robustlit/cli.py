@@ -25,9 +25,9 @@ class RobustLitCLI(LightningCLI):
     - ``inference_mode=False`` (attacks need gradients at evaluation time; docs/contracts.md), a
       TensorBoard logger under ``runs/``, seed 0, and a rich progress bar.
     - the DataModule's ``num_classes``, ``mean``, ``std`` and ``bounds`` are linked into the model.
-    - two public ``ModelCheckpoint`` callbacks (unless the config has one): ``best.ckpt`` maximising
-      ``val/robust_acc/ensemble``, checked on the epochs an :class:`AdversarialEvaluation` at validation
-      runs (its ``every_n_epochs``), else ``val/acc`` every epoch; and ``last.ckpt`` every epoch.
+    - two checkpoint callbacks (unless the config has a ``ModelCheckpoint``): ``best.ckpt`` maximising
+      ``val/robust_acc/ensemble`` on the epochs an :class:`AdversarialEvaluation` at validation runs,
+      else ``val/acc``; and ``last.ckpt`` every epoch (:func:`robustlit.callbacks.best_and_last_checkpoints`).
     """
 
     def add_arguments_to_parser(self, parser: Any) -> None:

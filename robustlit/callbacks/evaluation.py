@@ -67,6 +67,15 @@ def seeded(seed: int, device: torch.device) -> Iterator[None]:
         yield
 
 
+def scheduled(trainer: pl.Trainer, every_n_epochs: int) -> bool:
+    """Whether an evaluation every ``every_n_epochs`` epochs runs at this epoch of ``fit``: on multiples of
+    ``every_n_epochs`` and at the last epoch (always true outside ``fit``)."""
+    if trainer.state.fn != "fit":
+        return True
+    last_epoch = trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs
+    return (trainer.current_epoch + 1) % every_n_epochs == 0 or last_epoch
+
+
 class EvaluationCallback(Callback):
     """Base class of evaluation callbacks: schedule, sharding, seeding, cache, reports and state.
 
@@ -155,10 +164,7 @@ class EvaluationCallback(Callback):
         """Whether validation at this point runs the evaluation: every ``every_n_epochs`` and at the last epoch."""
         if "validate" not in self.stages or trainer.sanity_checking:
             return False
-        if trainer.state.fn != "fit":
-            return True
-        last_epoch = trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs
-        return (trainer.current_epoch + 1) % self.every_n_epochs == 0 or last_epoch
+        return scheduled(trainer, self.every_n_epochs)
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.due(trainer):
@@ -296,4 +302,4 @@ def _folder_of(logger: object) -> str | None:
     return None
 
 
-__all__ = ["EvaluationCallback", "Stage", "batch_seed", "dataset_of", "pct", "seeded"]
+__all__ = ["EvaluationCallback", "Stage", "batch_seed", "dataset_of", "pct", "scheduled", "seeded"]

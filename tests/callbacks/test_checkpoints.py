@@ -1,4 +1,4 @@
-"""best.ckpt by a metric logged only on some epochs, last.ckpt every epoch: public ModelCheckpoint options."""
+"""best.ckpt by a metric logged only on some epochs, last.ckpt every epoch (robustlit.callbacks.checkpoint)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from torch import Tensor
 
 from robustlit.attacks import AttackSpec
 from robustlit.callbacks import AdversarialEvaluation, best_and_last_checkpoints
@@ -17,16 +17,25 @@ from robustlit.models import SmallCNN
 MONITOR = "val/robust_acc/ensemble"
 
 
-def test_best_follows_the_evaluation_schedule_and_last_is_written_every_epoch(tmp_path: Path) -> None:
+def test_best_is_chosen_on_the_evaluated_epochs_and_last_is_written_every_epoch(tmp_path: Path, monkeypatch) -> None:
     torch.manual_seed(0)
     data = DigitsDataModule(batch_size=64)
     module = Standard(backbone=SmallCNN(10, 1, width=8, hidden=16), mean=data.mean, std=data.std)
     evaluation = AdversarialEvaluation(
-        [AttackSpec(name="fgsm", eps=0.05)], num_examples=32, batch_size=32, every_n_epochs=2, print_table=False
+        [AttackSpec(name="fgsm", eps=0.05)], num_examples=64, batch_size=32, every_n_epochs=2, print_table=False
     )
-    best, last = best_and_last_checkpoints(MONITOR, every_n_epochs=evaluation.every_n_epochs)
-    logged: list[bool] = []  # whether the monitor was logged, per epoch
+    best, last = best_and_last_checkpoints(MONITOR, evaluation.every_n_epochs)
+    evaluated: dict[int, float] = {}  # epoch -> robust accuracy of that epoch's evaluation
+    decided: list[tuple[int, float]] = []  # (epoch, monitored value) whenever best.ckpt was considered
     last_epochs: list[int] = []  # the epoch stored in last.ckpt when the next epoch starts
+
+    original = type(best).check_monitor_top_k
+
+    def spy(self, trainer: pl.Trainer, current: Tensor | None = None) -> bool:  # noqa: ANN001
+        decided.append((trainer.current_epoch, float(current)))
+        return original(self, trainer, current)
+
+    monkeypatch.setattr(type(best), "check_monitor_top_k", spy)
 
     class Spy(pl.Callback):
         def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -35,12 +44,13 @@ def test_best_follows_the_evaluation_schedule_and_last_is_written_every_epoch(tm
                 last_epochs.append(torch.load(path, weights_only=False)["epoch"])
 
         def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-            if not trainer.sanity_checking:
-                logged.append(MONITOR in trainer.callback_metrics)
+            result = evaluation.results.get("val", {})
+            if not trainer.sanity_checking and result.get("epoch") == trainer.current_epoch:
+                evaluated[trainer.current_epoch] = result["attacks"]["ensemble"]["robust_acc"]
 
     trainer = pl.Trainer(
-        max_epochs=3,
-        limit_train_batches=2,
+        max_epochs=4,
+        limit_train_batches=3,
         limit_val_batches=1,
         callbacks=[evaluation, best, last, Spy()],
         default_root_dir=tmp_path,
@@ -49,12 +59,14 @@ def test_best_follows_the_evaluation_schedule_and_last_is_written_every_epoch(tm
         inference_mode=False,
         logger=False,
     )
-    trainer.fit(module, data)
-    assert trainer.checkpoint_callback is best and isinstance(best, ModelCheckpoint)
+    trainer.fit(module, data)  # a plain ModelCheckpoint(monitor=MONITOR) raises at epoch 0 (metric missing)
     folder = Path(best.dirpath)
+    assert trainer.checkpoint_callback is best and folder == tmp_path / "checkpoints"
     assert sorted(p.name for p in folder.iterdir()) == ["best.ckpt", "last.ckpt"]
-    assert folder == tmp_path / "checkpoints"
-    assert last_epochs == [0, 1] and torch.load(folder / "last.ckpt", weights_only=False)["epoch"] == 2
-    assert Path(best.best_model_path).name == "best.ckpt" and best.best_model_score is not None
-    assert torch.load(folder / "best.ckpt", weights_only=False)["epoch"] == 1  # the only epoch checked for best
-    assert logged == [False, True, True]  # epoch 0 has no robust accuracy; the last epoch always evaluates
+    assert last_epochs == [0, 1, 2] and torch.load(folder / "last.ckpt", weights_only=False)["epoch"] == 3
+    assert sorted(evaluated) == [1, 3]  # every 2 epochs; 3 is also the last
+    # considered exactly on the evaluated epochs, with that epoch's fresh value (never a stale one)
+    assert decided == [(epoch, evaluated[epoch]) for epoch in (1, 3)]
+    best_epoch = max(evaluated, key=lambda epoch: (evaluated[epoch], -epoch))  # ties keep the earlier one
+    assert torch.load(folder / "best.ckpt", weights_only=False)["epoch"] == best_epoch
+    assert best.best_model_score.item() == evaluated[best_epoch]
