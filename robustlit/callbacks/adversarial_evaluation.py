@@ -7,7 +7,7 @@ from dataclasses import asdict
 
 import lightning.pytorch as pl
 import torch
-from jsonargparse.typing import PositiveInt
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -47,6 +47,7 @@ class AdversarialEvaluation(EvaluationCallback):
         worst_fraction: fraction of classes averaged in the worst-class metric (0.3 = RA-Tail-30).
         cache_dir: directory for resumable per-batch results (``None``: no cache).
         print_table: print a rich summary table at the end of fit/validate/test (rank 0).
+        num_workers: processes reading the evaluation batches (0: in the main process).
     """
 
     report_name = "adversarial_evaluation"
@@ -64,6 +65,7 @@ class AdversarialEvaluation(EvaluationCallback):
         worst_fraction: float = 0.3,
         cache_dir: str | None = None,
         print_table: bool = True,
+        num_workers: NonNegativeInt = 0,
     ) -> None:
         if not attacks:
             raise ValueError("AdversarialEvaluation needs at least one attack")
@@ -72,7 +74,7 @@ class AdversarialEvaluation(EvaluationCallback):
             raise ValueError(f"AdversarialEvaluation: duplicate attacks {names}")
         if not 0 < worst_fraction <= 1:
             raise ValueError(f"worst_fraction must lie in (0, 1]; got {worst_fraction}")
-        super().__init__(num_examples, batch_size, every_n_epochs, stages, seed, cache_dir, print_table)
+        super().__init__(num_examples, batch_size, every_n_epochs, stages, seed, cache_dir, print_table, num_workers)
         self.attacks = list(attacks)
         self.worst_fraction = worst_fraction
 

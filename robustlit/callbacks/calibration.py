@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
-from jsonargparse.typing import PositiveInt
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
@@ -84,6 +84,7 @@ class CalibrationEvaluation(EvaluationCallback):
         reliability_diagram: draw reliability diagrams (PNG + JSON in the run folder; TensorBoard images).
         shift_diagrams: also log one diagram per shifted condition.
         print_table: print a rich summary table at the end of fit/validate/test.
+        num_workers: processes reading the evaluation batches (0: in the main process).
     """
 
     report_name = "calibration"
@@ -102,6 +103,7 @@ class CalibrationEvaluation(EvaluationCallback):
         reliability_diagram: bool = True,
         shift_diagrams: bool = False,
         print_table: bool = True,
+        num_workers: NonNegativeInt = 0,
     ) -> None:
         self.shifts = list(shifts or [])
         self.severities = [1, 3, 5] if severities is None else list(severities)
@@ -118,7 +120,7 @@ class CalibrationEvaluation(EvaluationCallback):
             )
         if n_bins < 1:
             raise ValueError(f"CalibrationEvaluation.n_bins must be >= 1; got {n_bins}")
-        super().__init__(num_examples, batch_size, every_n_epochs, stages, seed, None, print_table)
+        super().__init__(num_examples, batch_size, every_n_epochs, stages, seed, None, print_table, num_workers)
         self.n_bins = n_bins
         self.reliability_diagram, self.shift_diagrams = reliability_diagram, shift_diagrams
 

@@ -18,6 +18,7 @@ A concrete evaluation implements only what is its own:
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +31,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from matplotlib.figure import Figure
 from torch import Tensor, nn
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset
 
 from robustlit.attacks.eval_mode import check_gradients_available
 from robustlit.data.base import check_in_bounds
@@ -76,6 +77,24 @@ def scheduled(trainer: pl.Trainer, every_n_epochs: int) -> bool:
     return (trainer.current_epoch + 1) % every_n_epochs == 0 or last_epoch
 
 
+class Progress:
+    """Examples done of this rank's share, printed by rank 0 at most every ``interval`` seconds (a plain line:
+    readable in a log file, and printed above a rich progress bar in a terminal)."""
+
+    def __init__(self, name: str, mine: int, total: int, interval: float = 10.0) -> None:
+        self.name, self.mine, self.total, self.interval = name, mine, total, interval
+        self.done, self.start = 0, time.monotonic()
+        self.last = self.start
+
+    def advance(self, examples: int) -> None:
+        self.done += examples
+        now = time.monotonic()
+        if now - self.last >= self.interval and distributed.world()[0] == 0:
+            self.last = now
+            share = "" if self.mine == self.total else f" (this rank's share of {self.total})"
+            print(f"{self.name}: {self.done}/{self.mine} examples{share}, {now - self.start:.0f} s", flush=True)
+
+
 class EvaluationCallback(Callback):
     """Base class of evaluation callbacks: schedule, sharding, seeding, cache, reports and state.
 
@@ -88,6 +107,7 @@ class EvaluationCallback(Callback):
         cache_dir: directory of resumable per-batch results, keyed by a hash of the model weights
             (``None``: no cache).
         print_table: print the rich table at the end of fit/validate/test (rank 0).
+        num_workers: processes reading the evaluation batches (a ``DataLoader`` over the fixed batches).
     """
 
     #: ``<report_name>_<stage>.json`` in the log dir
@@ -107,18 +127,21 @@ class EvaluationCallback(Callback):
         seed: int = 0,
         cache_dir: str | None = None,
         print_table: bool = True,
+        num_workers: int = 0,
     ) -> None:
         name = type(self).__name__
         for field, value in (("num_examples", num_examples or 1), ("batch_size", batch_size)):
             if value < 1:
                 raise ValueError(f"{name}.{field} must be >= 1; got {value}")
+        if num_workers < 0:
+            raise ValueError(f"{name}.num_workers must be >= 0; got {num_workers}")
         if every_n_epochs < 1:
             raise ValueError(f"{name}.every_n_epochs must be >= 1; got {every_n_epochs}")
         self.num_examples, self.batch_size, self.every_n_epochs = num_examples, batch_size, every_n_epochs
         self.stages = set(stages or self.default_stages)
         self.seed = seed
         self.cache_dir = Path(cache_dir) if cache_dir else None
-        self.print_table = print_table
+        self.print_table, self.num_workers = print_table, num_workers
         self.results: dict[str, dict] = {}
         self._max_examples: int | None = None  # fast_dev_run: one batch
 
@@ -223,20 +246,28 @@ class EvaluationCallback(Callback):
             check_gradients_available()
         n = self.size(dataset)
         cache = self._cache_root(cache_model, n, cache_tag)
+        mine = distributed.my_batches(n, self.batch_size)
+        cached = {b for b, _ in mine if cache is not None and (cache / f"batch{b:06d}.pt").exists()}
+        # the batches still to compute, read in this order (num_workers processes may prefetch them)
+        todo = [indices for b, indices in mine if b not in cached]
+        loader = iter(DataLoader(dataset, batch_sampler=todo, num_workers=self.num_workers))  # type: ignore[arg-type]
+        progress = Progress(f"{type(self).__name__}", sum(len(indices) for _, indices in mine), n)
 
         def one_batch(batch_id: int, indices: list[int]) -> dict[str, Tensor]:
             path = cache / f"batch{batch_id:06d}.pt" if cache is not None else None
-            if path is not None and path.exists():
-                return torch.load(path)
-            x, y = default_collate([dataset[i] for i in indices])[:2]
-            x, y = x.to(device), y.to(device)
-            check_in_bounds(x, bounds, type(self).__name__)
-            row = {"label": y, **batch_fn(x, y, batch_id)}
-            row = {key: value.detach().cpu() for key, value in row.items()}
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                torch.save(row, path.with_suffix(".tmp"))
-                path.with_suffix(".tmp").replace(path)
+            if path is not None and batch_id in cached:
+                row = torch.load(path)
+            else:
+                x, y = next(loader)[:2]
+                x, y = x.to(device), y.to(device)
+                check_in_bounds(x, bounds, type(self).__name__)
+                row = {"label": y, **batch_fn(x, y, batch_id)}
+                row = {key: value.detach().cpu() for key, value in row.items()}
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    torch.save(row, path.with_suffix(".tmp"))
+                    path.with_suffix(".tmp").replace(path)
+            progress.advance(len(indices))
             return row
 
         return distributed.map_sharded(n, self.batch_size, one_batch)

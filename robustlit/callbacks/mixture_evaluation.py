@@ -15,6 +15,7 @@ import torch
 from jsonargparse.typing import (
     ClosedUnitInterval,
     NonNegativeFloat,
+    NonNegativeInt,
     OpenUnitInterval,
     PositiveFloat,
     PositiveInt,
@@ -88,6 +89,7 @@ class MixtureEvaluation(EvaluationCallback):
         confidence_alpha: error probability of the Clopper-Pearson bound.
         certified_radii: radii at which certified accuracy is logged.
         print_table: print the rich table at the end of fit/validate/test (rank 0).
+        num_workers: processes reading the evaluation batches (0: in the main process).
     """
 
     report_name = "mixture_evaluation"
@@ -111,6 +113,7 @@ class MixtureEvaluation(EvaluationCallback):
         confidence_alpha: OpenUnitInterval = 0.001,
         certified_radii: list[NonNegativeFloat] | None = None,
         print_table: bool = True,
+        num_workers: NonNegativeInt = 0,
     ) -> None:
         self.attacks = list(attacks) if attacks else [AttackSpec("pgd", "Linf", 0.2, 50, 0.01)]
         names = [a.metric_name for a in self.attacks]
@@ -126,7 +129,7 @@ class MixtureEvaluation(EvaluationCallback):
         for field, value in (("lipschitz", lipschitz), ("smoothing_sigma", smoothing_sigma)):
             if value is not None and not value > 0:
                 raise ValueError(f"MixtureEvaluation.{field} must be positive or null; got {value}")
-        super().__init__(num_examples, batch_size, every_n_epochs, stages, seed, None, print_table)
+        super().__init__(num_examples, batch_size, every_n_epochs, stages, seed, None, print_table, num_workers)
         self.lipschitz, self.smoothing_sigma = lipschitz, smoothing_sigma
         self.n0, self.n, self.confidence_alpha = n0, n, confidence_alpha
         self.certified_radii = sorted(set(certified_radii or [0.0, 0.1, 0.2]))
