@@ -92,9 +92,8 @@ class MixtureEvaluation(EvaluationCallback):
         num_workers: processes reading the evaluation batches (0: in the main process).
     """
 
-    report_name = "mixture_evaluation"
-    title = "standard base, robust base and mixture"
-    needs_gradients = True
+    needs_gradients = True  # attacks, end to end through the mixing network
+    report_name, title = "mixture_evaluation", "standard base, robust base and mixture"
 
     def __init__(
         self,
