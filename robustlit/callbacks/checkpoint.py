@@ -6,8 +6,9 @@ an earlier epoch's value in ``trainer.callback_metrics`` on epochs that do not l
 :class:`~robustlit.callbacks.AdversarialEvaluation` logs ``val/robust_acc/ensemble`` every ``every_n_epochs``
 epochs and at the last epoch, so robustlit uses two callbacks built on the public API: :class:`BestCheckpoint`
 (a ``ModelCheckpoint`` whose public ``on_validation_end`` hook considers exactly the epochs the evaluation
-runs) and a plain ``ModelCheckpoint`` that writes ``last.ckpt`` every epoch, so that a run can always be
-resumed (``--ckpt_path .../last.ckpt``).
+runs) and a plain ``ModelCheckpoint`` that writes ``last.ckpt`` at the end of every training epoch (after
+that epoch's validation, if any; also on epochs without validation), so that a run can always be resumed
+(``--ckpt_path .../last.ckpt``).
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ def best_and_last_checkpoints(monitor: str | None, evaluation_every_n_epochs: in
     of an evaluation run every ``evaluation_every_n_epochs`` epochs, then ``last.ckpt`` every epoch. The best
     one comes first: it is the Trainer's ``checkpoint_callback`` (what ``ckpt_path="best"`` uses)."""
     best = BestCheckpoint(evaluation_every_n_epochs, monitor=monitor, mode="max", filename="best")
-    last = ModelCheckpoint(monitor=None, filename="last", save_top_k=1, enable_version_counter=False)
+    last = ModelCheckpoint(
+        monitor=None, filename="last", save_top_k=1, save_on_train_epoch_end=True, enable_version_counter=False
+    )
     return [best, last]
 
 
