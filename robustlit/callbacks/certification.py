@@ -147,11 +147,11 @@ class Certification(EvaluationCallback):
         return self.sigma_fn
 
     def selected_indices(self, dataset_size: int) -> list[int]:
-        """Dataset indices to certify: every ``skip``-th, the first ``num_examples`` of them (one under
-        ``fast_dev_run``)."""
+        """Dataset indices to certify: every ``skip``-th, the first ``num_examples`` of them, within the Trainer's
+        ``limit_*_batches`` counted in examples (one under ``fast_dev_run``)."""
         indices = list(range(0, dataset_size, self.skip))
         indices = indices if self.num_examples is None else indices[: self.num_examples]
-        return indices if self._max_examples is None else indices[:1]  # fast_dev_run: one example
+        return indices[: self.within_limit(len(indices), 1)]  # a "batch" of certification is one example
 
     def settings(self, sigma: SigmaFunction) -> dict[str, Any]:
         """Everything that determines the certificates, as logged and stored next to the TSV."""

@@ -1,9 +1,11 @@
 """The machinery every evaluation callback shares (docs/evaluation.md, docs/contracts.md).
 
 :class:`EvaluationCallback` owns when an evaluation runs (stages, ``every_n_epochs``, the last epoch, never
-during the sanity check), the gradient check of evaluations that attack, exact DDP sharding of fixed
-batches with gathering and a check that every example 0..n-1 is counted once, per-batch seeding, the
-optional resumable per-batch cache, logging, the rank-0 JSON summary, figures (PNG + JSON data into each
+during the sanity check) and on how much (``num_examples``, within the Trainer's ``limit_val_batches`` /
+``limit_test_batches``; one batch under ``fast_dev_run``), the gradient check of evaluations that attack,
+exact DDP sharding of fixed batches with gathering and a check that every example 0..n-1 is counted once,
+per-batch seeding, the optional resumable per-batch cache, reading batches through a ``DataLoader``
+(``num_workers``), progress lines, logging, the rank-0 JSON summary, figures (PNG + JSON data into each
 logger's run folder, and the logger's image API where it has one), the rich table and checkpoint state.
 
 A concrete evaluation implements only what is its own:
@@ -143,7 +145,7 @@ class EvaluationCallback(Callback):
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.print_table, self.num_workers = print_table, num_workers
         self.results: dict[str, dict] = {}
-        self._max_examples: int | None = None  # fast_dev_run: one batch
+        self._limit: int | float = 1.0  # the Trainer's limit_val_batches / limit_test_batches during a run
 
     # ---- what a concrete evaluation implements ---------------------------------------------------
     def evaluate_stage(self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataset: Dataset, stage: str) -> dict:
@@ -210,11 +212,12 @@ class EvaluationCallback(Callback):
     # ---- one evaluation --------------------------------------------------------------------------
     def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str, dataset: Dataset) -> None:
         """Evaluate, log the metrics, keep the summary, write JSON and figures (collective under DDP)."""
-        self._max_examples = self.batch_size if trainer.fast_dev_run else None
+        # fast_dev_run sets both limits to 1 (one batch)
+        self._limit = trainer.limit_val_batches if stage == "val" else trainer.limit_test_batches
         try:
             summary = self.evaluate_stage(trainer, pl_module, dataset, stage)
         finally:
-            self._max_examples = None
+            self._limit = 1.0
         summary["epoch"] = trainer.current_epoch
         self.results[stage] = summary
         pl_module.log_dict(self.metrics(summary, stage), on_step=False, on_epoch=True, sync_dist=True)
@@ -222,9 +225,17 @@ class EvaluationCallback(Callback):
         self._report(trainer, log_dir, stage, summary)
 
     def size(self, dataset: Dataset) -> int:
-        """How many examples are evaluated: the first ``num_examples`` (one batch under ``fast_dev_run``)."""
+        """How many examples are evaluated: the first ``num_examples``, within the Trainer's limit."""
         n = len(dataset) if self.num_examples is None else min(self.num_examples, len(dataset))  # type: ignore[arg-type]
-        return n if self._max_examples is None else min(n, self._max_examples)
+        return self.within_limit(n, self.batch_size)
+
+    def within_limit(self, n: int, per_batch: int) -> int:
+        """At most what the Trainer's ``limit_val_batches`` / ``limit_test_batches`` lets this run see: an int
+        counts batches of ``per_batch`` examples, a float is a fraction of the ``n`` examples (at least one)."""
+        limit = self._limit
+        if isinstance(limit, int):
+            return min(n, limit * per_batch)
+        return n if limit >= 1.0 else max(1, int(n * limit))
 
     def collect(
         self,

@@ -76,16 +76,21 @@ def test_dataloader_workers_change_nothing() -> None:
         CalibrationEvaluation(num_workers=-1)
 
 
-def test_fast_dev_run_evaluates_one_batch(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("limits", "expected"),
+    [({"fast_dev_run": True}, 32), ({"limit_val_batches": 2}, 64), ({"limit_val_batches": 0.5}, 135), ({}, 270)],
+)
+def test_trainer_limits_and_fast_dev_run_bound_the_examples(tmp_path: Path, limits: dict, expected: int) -> None:
     module = Standard(backbone=SmallCNN(10, 1, width=8, hidden=16), mean=(0.3,), std=(0.38,))
-    callback = CalibrationEvaluation(batch_size=32, print_table=False)
+    callback = CalibrationEvaluation(batch_size=32, print_table=False)  # num_examples=None: all 270
     trainer = pl.Trainer(
-        fast_dev_run=True,
         default_root_dir=tmp_path,
+        logger=False,
         callbacks=[callback],
         enable_progress_bar=False,
         enable_model_summary=False,
         inference_mode=False,
+        **limits,
     )
     trainer.validate(module, DigitsDataModule())
-    assert callback.results["val"]["num_examples"] == 32  # of 270 validation examples
+    assert callback.results["val"]["num_examples"] == expected

@@ -47,7 +47,6 @@ def test_test_run_writes_reference_tsv_and_logs_report_figures(
         inference_mode=True,  # certification needs no gradients
         logger=TensorBoardLogger(tmp_path, name="tb"),
         callbacks=[callback],
-        limit_test_batches=1,
         enable_progress_bar=False,
         enable_model_summary=False,
     )

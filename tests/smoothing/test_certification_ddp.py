@@ -19,7 +19,6 @@ def _certify(model: pl.LightningModule, out: Path, devices: int) -> dict:
         strategy="ddp_spawn" if devices > 1 else "auto",
         logger=False,
         callbacks=[callback],
-        limit_test_batches=1,
         enable_progress_bar=False,
         enable_model_summary=False,
         default_root_dir=out,
