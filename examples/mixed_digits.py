@@ -45,7 +45,8 @@ def fit(config: Path, target: Path, best: bool, retrain: bool) -> None:
     print(f"[fit] {config.relative_to(REPO)} -> {target.relative_to(REPO)}")
     cli = main(["fit", "--config", str(config), "--test_after_fit", "false"])
     callback = cli.trainer.checkpoint_callback
-    source = Path(callback.best_model_path if best and callback.best_model_path else callback.last_model_path)
+    last = Path(callback.dirpath) / "last.ckpt"  # written every epoch (robustlit.callbacks.best_and_last_checkpoints)
+    source = Path(callback.best_model_path) if best and callback.best_model_path else last
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(source, target)
 

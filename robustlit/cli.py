@@ -13,7 +13,7 @@ import robustlit.methods  # noqa: F401
 import robustlit.mixed.module  # noqa: F401  (the mixed classifier's module, by its short name too)
 import robustlit.models  # noqa: F401
 from robustlit.callbacks.adversarial_evaluation import AdversarialEvaluation
-from robustlit.callbacks.checkpoint import RobustCheckpoint
+from robustlit.callbacks.checkpoint import best_and_last_checkpoints
 from robustlit.data.base import RobustDataModule
 from robustlit.methods.base import RobustClassifier
 from robustlit.utils.quiet import silence_third_party_noise
@@ -24,11 +24,12 @@ ROBUST_MONITOR = "val/robust_acc/ensemble"
 class RobustLitCLI(LightningCLI):
     """LightningCLI with robustlit's defaults and links.
 
-    - ``inference_mode=False`` (attacks need gradients at evaluation time; DESIGN contract 4), a
+    - ``inference_mode=False`` (attacks need gradients at evaluation time; docs/contracts.md), a
       TensorBoard logger under ``runs/``, seed 0, and a rich progress bar.
     - the DataModule's ``num_classes``, ``mean``, ``std`` and ``bounds`` are linked into the model.
-    - a checkpoint callback monitoring ``val/robust_acc/ensemble`` (max) when an
-      :class:`AdversarialEvaluation` runs at validation, else ``val/acc``; ``last.ckpt`` always.
+    - two checkpoint callbacks (unless the config has a ``ModelCheckpoint``): ``best.ckpt`` maximising
+      ``val/robust_acc/ensemble`` on the epochs an :class:`AdversarialEvaluation` at validation runs,
+      else ``val/acc``; and ``last.ckpt`` every epoch (:func:`robustlit.callbacks.best_and_last_checkpoints`).
     """
 
     def add_arguments_to_parser(self, parser: Any) -> None:
@@ -51,9 +52,10 @@ class RobustLitCLI(LightningCLI):
         if config.get("enable_checkpointing", True) is not False and not any(
             isinstance(c, ModelCheckpoint) for c in callbacks
         ):
-            attacked = any(isinstance(c, AdversarialEvaluation) and "validate" in c.stages for c in callbacks)
+            attacked = [c for c in callbacks if isinstance(c, AdversarialEvaluation) and "validate" in c.stages]
             monitor = ROBUST_MONITOR if attacked else "val/acc"
-            callbacks.append(RobustCheckpoint(monitor=monitor, mode="max", save_last=True, filename="best"))
+            every_n_epochs = min((c.every_n_epochs for c in attacked), default=1)
+            callbacks.extend(best_and_last_checkpoints(monitor, every_n_epochs))
         config["callbacks"] = callbacks
         return super().instantiate_trainer(**kwargs)
 

@@ -1,30 +1,28 @@
 """Calibration evaluation as a Lightning callback: ECE, NLL, Brier, reliability diagram, and under shift.
 
-methods.md 5.3-5.4: ECE with 15 equal-width bins, NLL and the multi-class Brier score of the top-label
-predictions, on the validation/test set and on corrupted copies of it (Gaussian noise and Gaussian blur,
-CIFAR-10-C severities 1..5, :mod:`robustlit.metrics.shift`). Numbers come from the pure functions of
-:mod:`robustlit.metrics.calibration` applied to the gathered probabilities of exactly the first
-``num_examples`` examples, each counted once, also under DDP (DESIGN contract 5).
+Guo et al. 2017 (ECE, Section 2; reliability diagrams) and Hendrycks & Dietterich 2019 (corruptions); see
+docs/calibration.md. ECE with 15 equal-width bins (torchmetrics, the same as ``val/ece``), NLL and the
+multi-class Brier score of the top-label predictions, on the validation/test set and on corrupted copies
+of it (Gaussian noise and Gaussian blur, CIFAR-10-C severities 1..5, :mod:`robustlit.metrics.shift`).
+Numbers come from the pure functions of :mod:`robustlit.metrics.calibration` applied to the gathered
+probabilities of exactly the first ``num_examples`` examples, each counted once, also under DDP
+(docs/contracts.md, exact DDP counts).
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
-from jsonargparse.typing import PositiveInt
-from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_only
+from jsonargparse.typing import NonNegativeInt, PositiveInt
+from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
 from torch import Tensor, nn
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import Dataset
 
-from robustlit.data.base import check_in_bounds
+from robustlit.callbacks.evaluation import EvaluationCallback, Stage
 from robustlit.metrics.calibration import (
     brier_score,
     expected_calibration_error,
@@ -33,10 +31,8 @@ from robustlit.metrics.calibration import (
     reliability_diagram_figure,
 )
 from robustlit.metrics.shift import gaussian_blur, gaussian_noise
-from robustlit.utils.distributed import gather_objects, my_batches
 
 Shift = Literal["gaussian_noise", "gaussian_blur"]
-Stage = Literal["validate", "test"]
 SHIFT_SEED_STRIDE = 100_003
 
 
@@ -56,7 +52,7 @@ def apply_shift(x: Tensor, shift: Shift, severity: int, seed: int) -> Tensor:
 
 
 def calibration_metrics(probs: Tensor, y: Tensor, n_bins: int = 15) -> dict[str, float]:
-    """Accuracy, ECE (``n_bins`` equal-width bins), NLL and Brier score of probabilities (N, K)."""
+    """Accuracy, ECE (torchmetrics, ``n_bins`` equal-width bins, L1), NLL and Brier score of probabilities (N, K)."""
     return {
         "acc": (probs.argmax(dim=1) == y).double().mean().item(),
         "ece": expected_calibration_error(probs, y, n_bins).item(),
@@ -65,12 +61,7 @@ def calibration_metrics(probs: Tensor, y: Tensor, n_bins: int = 15) -> dict[str,
     }
 
 
-def _dataset_of(loaders: object) -> Dataset:
-    loader = loaders[0] if isinstance(loaders, list | tuple) else loaders
-    return loader.dataset  # type: ignore[union-attr]
-
-
-class CalibrationEvaluation(Callback):
+class CalibrationEvaluation(EvaluationCallback):
     """Log calibration metrics of the first ``num_examples`` validation/test examples, clean and shifted.
 
     Logs ``<stage>/calibration/<condition>/{acc,ece,nll,brier}`` for condition ``clean`` and each
@@ -90,10 +81,14 @@ class CalibrationEvaluation(Callback):
         every_n_epochs: frequency during ``fit`` (the last epoch always runs).
         stages: run at ``validate`` (incl. validation during fit) and/or ``test``.
         seed: base seed of the corruption noise.
-        reliability_diagram: log reliability diagrams (needs a TensorBoardLogger; silently skipped otherwise).
+        reliability_diagram: draw reliability diagrams (PNG + JSON in the run folder; TensorBoard images).
         shift_diagrams: also log one diagram per shifted condition.
         print_table: print a rich summary table at the end of fit/validate/test.
+        num_workers: processes reading the evaluation batches (0: in the main process).
     """
+
+    report_name = "calibration"
+    title = "calibration"
 
     def __init__(
         self,
@@ -108,6 +103,7 @@ class CalibrationEvaluation(Callback):
         reliability_diagram: bool = True,
         shift_diagrams: bool = False,
         print_table: bool = True,
+        num_workers: NonNegativeInt = 0,
     ) -> None:
         self.shifts = list(shifts or [])
         self.severities = [1, 3, 5] if severities is None else list(severities)
@@ -122,23 +118,11 @@ class CalibrationEvaluation(Callback):
             raise ValueError(
                 f"CalibrationEvaluation.severities must be a non-empty list of integers in 1..5; got {severities}"
             )
-        for name, value in (
-            ("num_examples", num_examples or 1),
-            ("batch_size", batch_size),
-            ("n_bins", n_bins),
-            ("every_n_epochs", every_n_epochs),
-        ):
-            if value < 1:
-                raise ValueError(f"CalibrationEvaluation.{name} must be >= 1; got {value}")
-        self.num_examples, self.batch_size, self.n_bins = num_examples, batch_size, n_bins
-        self.every_n_epochs, self.seed = every_n_epochs, seed
-        self.stages = set(stages or ["validate", "test"])
-        self.reliability_diagram, self.shift_diagrams, self.print_table = (
-            reliability_diagram,
-            shift_diagrams,
-            print_table,
-        )
-        self.results: dict[str, dict] = {}
+        if n_bins < 1:
+            raise ValueError(f"CalibrationEvaluation.n_bins must be >= 1; got {n_bins}")
+        super().__init__(num_examples, batch_size, every_n_epochs, stages, seed, None, print_table, num_workers)
+        self.n_bins = n_bins
+        self.reliability_diagram, self.shift_diagrams = reliability_diagram, shift_diagrams
 
     @property
     def conditions(self) -> list[tuple[str, Shift | None, int]]:
@@ -146,69 +130,30 @@ class CalibrationEvaluation(Callback):
         shifted = [(f"{s}_s{v}", s, v) for s in self.shifts for v in self.severities]
         return [("clean", None, 0), *shifted]
 
-    # ---- hooks -----------------------------------------------------------------------------------
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if "validate" not in self.stages or trainer.sanity_checking:
-            return
-        if trainer.state.fn == "fit":
-            last_epoch = trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs
-            if (trainer.current_epoch + 1) % self.every_n_epochs != 0 and not last_epoch:
-                return
-        self._run(trainer, pl_module, "val", _dataset_of(trainer.val_dataloaders))
-
-    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if "test" in self.stages:
-            self._run(trainer, pl_module, "test", _dataset_of(trainer.test_dataloaders))
-
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._print("val")
-
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.state.fn == "validate":
-            self._print("val")
-
-    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._print("test")
-
     # ---- evaluation ------------------------------------------------------------------------------
     def predict(self, model: nn.Module, dataset: Dataset, bounds, device: torch.device) -> dict[str, Tensor]:  # noqa: ANN001
         """Gathered probabilities of every condition and the labels of the first ``num_examples`` examples."""
-        n = len(dataset) if self.num_examples is None else min(self.num_examples, len(dataset))
-        local = []
         was_training = model.training
         model.eval()
         try:
-            for batch_id, indices in my_batches(n, self.batch_size):
-                local.append(self._batch(model, dataset, batch_id, indices, bounds, device))
+            return self.collect(dataset, lambda x, y, batch_id: self._batch(model, x, batch_id, bounds), device, bounds)
         finally:
             model.train(was_training)
-        rows = [row for part in gather_objects(local) for row in part]
-        index = torch.cat([r["index"] for r in rows])
-        order = index.argsort()
-        if not torch.equal(index[order], torch.arange(n)):
-            raise RuntimeError("CalibrationEvaluation: gathered examples are not exactly 0..n-1 once each")
-        out = {"label": torch.cat([r["label"] for r in rows])[order]}
-        for name, _, _ in self.conditions:
-            out[name] = torch.cat([r[name] for r in rows])[order]
-        return out
 
-    def _batch(self, model, dataset, batch_id, indices, bounds, device) -> dict[str, Tensor]:  # noqa: ANN001
-        x, y = default_collate([dataset[i] for i in indices])[:2]
-        x, y = x.to(device), y.to(device)
-        check_in_bounds(x, bounds, "CalibrationEvaluation")
+    def _batch(self, model: nn.Module, x: Tensor, batch_id: int, bounds) -> dict[str, Tensor]:  # noqa: ANN001
         if self.shifts and (x.dim() < 4 or bounds != (0.0, 1.0)):
             raise ValueError(
                 f"CalibrationEvaluation.shifts {self.shifts} corrupt images in [0, 1] of shape (N, C, H, W), but "
                 f"this data has inputs of shape {tuple(x.shape)} and bounds {bounds}; remove `shifts` for it."
             )
-        row = {"index": torch.tensor(indices), "label": y.cpu()}
+        row = {}
         with torch.no_grad():
             for name, shift, severity in self.conditions:
                 inputs = x
                 if shift is not None:
                     k = self.shifts.index(shift)
                     inputs = apply_shift(x, shift, severity, shift_seed(self.seed, batch_id, k, severity))
-                row[name] = model(inputs).float().softmax(dim=1).cpu()
+                row[name] = model(inputs).float().softmax(dim=1)
         return row
 
     def evaluate(self, model: nn.Module, dataset: Dataset, bounds, device: torch.device) -> dict:  # noqa: ANN001
@@ -232,60 +177,39 @@ class CalibrationEvaluation(Callback):
             return []
         return [name for name, shift, _ in self.conditions if shift is None or self.shift_diagrams]
 
-    def _run(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str, dataset: Dataset) -> None:
-        summary = self.evaluate(pl_module.classifier, dataset, pl_module.bounds, pl_module.device)
-        summary["epoch"] = trainer.current_epoch
-        self.results[stage] = summary
-        log = {
+    def evaluate_stage(self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataset: Dataset, stage: str) -> dict:
+        return self.evaluate(pl_module.classifier, dataset, pl_module.bounds, pl_module.device)
+
+    def metrics(self, summary: dict, stage: str) -> dict[str, float]:
+        return {
             f"{stage}/calibration/{name}/{metric}": value
             for name, metrics in summary["conditions"].items()
             for metric, value in metrics.items()
         }
-        pl_module.log_dict(log, on_step=False, on_epoch=True, sync_dist=True)
-        self._log_figures(trainer, stage, summary)
-        self._write_json(trainer.log_dir, stage, summary)  # log_dir is a collective: read it on every rank
 
-    @rank_zero_only
-    def _log_figures(self, trainer: pl.Trainer, stage: str, summary: dict) -> None:
-        loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
-        if not loggers:
-            return
+    def figures(self, summary: dict, stage: str, epoch: int) -> dict[str, tuple[Figure, Any]]:
+        out = {}
         for name, bins in summary["bins"].items():
-            tag = f"{stage}/reliability_diagram" + ("" if name == "clean" else f"/{name}")
             figure = reliability_diagram_figure(
                 torch.tensor(bins["confidence"]),
                 torch.tensor(bins["accuracy"]),
                 torch.tensor(bins["count"]),
-                title=f"{stage} {name}, epoch {trainer.current_epoch}",
+                title=f"{stage} {name}, epoch {epoch}",
+                ece=summary["conditions"][name]["ece"],
             )
-            for logger in loggers:
-                logger.experiment.add_figure(tag, figure, global_step=trainer.global_step, close=False)
+            out["reliability_diagram" + ("" if name == "clean" else f"/{name}")] = (figure, bins)
+        return out
 
-    @rank_zero_only
-    def _write_json(self, log_dir: str | None, stage: str, summary: dict) -> None:
-        if log_dir is None:
-            return
-        path = Path(log_dir) / f"calibration_{stage}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(summary, indent=2))
+    def print_summary(self, summary: dict, title: str) -> None:
+        print_calibration_table(summary, title=title)
 
-    @rank_zero_only
-    def _print(self, stage: str) -> None:
-        if self.print_table and stage in self.results:
-            print_calibration_table(self.results[stage], title=f"{stage}: calibration")
-
-    @property
-    def state_key(self) -> str:
-        """Unique per configuration, so several instances (e.g. one per stage) can be checkpointed."""
-        return self._generate_state_key(
-            stages=sorted(self.stages), shifts=self.shifts, severities=self.severities, n=self.num_examples
-        )
-
-    def state_dict(self) -> dict:
-        return {"results": self.results}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        self.results = state_dict.get("results", {})
+    def state_fields(self) -> dict[str, Any]:
+        return {
+            "stages": sorted(self.stages),
+            "shifts": self.shifts,
+            "severities": self.severities,
+            "n": self.num_examples,
+        }
 
 
 def print_calibration_table(summary: dict, title: str, console: Console | None = None) -> None:

@@ -1,27 +1,25 @@
 """Randomized-smoothing certification as a Lightning callback (Cohen et al. 2019; Suekenik et al. 2022;
-methods.md 7.2 and 8.2; DESIGN contracts 5 and 6)."""
+docs/smoothing.md; docs/contracts.md: sound certificates, exact DDP counts)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
-import torch.distributed as dist
 from jsonargparse.typing import NonNegativeFloat, OpenUnitInterval, PositiveFloat, PositiveInt
-from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_only
+from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import Dataset
 
-from robustlit.callbacks.adversarial_evaluation import _dataset_of
 from robustlit.callbacks.certification_report import certified_accuracy_figure, print_certification_table
+from robustlit.callbacks.evaluation import EvaluationCallback, Stage
 from robustlit.certify.report import (
     CertificationRow,
     CertificationWriter,
@@ -34,30 +32,29 @@ from robustlit.certify.smoothing import ABSTAIN, SmoothedClassifier
 from robustlit.utils.distributed import gather_objects, world
 from robustlit.utils.fingerprint import model_fingerprint
 
-Stage = Literal["validate", "test"]
 DEFAULT_RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def _barrier() -> None:
+def _no_barrier() -> None:
     if world()[1] > 1:
-        dist.barrier()
+        raise RuntimeError("Certification.certify_dataset under DDP needs barrier=trainer.strategy.barrier")
 
 
-class Certification(Callback):
+class Certification(EvaluationCallback):
     """Certify the Gaussian-smoothed model with Cohen et al.'s CERTIFY on validation/test examples.
 
     Each selected example (dataset indices ``0, skip, 2 skip, ...``, the first ``num_examples`` of them)
     gets a prediction (or abstention) and a certified l2 radius in pixel units from n0 selection and n
-    estimation samples at level 1 - alpha (Clopper-Pearson). Constant sigma uses ``sigma Phi^-1(p_A)``;
+    estimation samples at level 1 - failure_prob (Clopper-Pearson). Constant sigma uses ``sigma Phi^-1(p_A)``;
     an input-dependent sigma(x) uses Suekenik et al.'s radius (never the constant-sigma formula).
     Logged: ``<stage>/certified_acc/r_<radius>`` (correct and radius >= r; abstentions count as wrong),
-    ``<stage>/average_certified_radius`` and ``<stage>/abstain_rate``; sigma, n0, n and alpha are in the
+    ``<stage>/average_certified_radius`` and ``<stage>/abstain_rate``; sigma, n0, n and failure_prob are in the
     table title, the TensorBoard text ``<stage>/certification_settings`` and the JSON summary
     ``certification_<stage>.json`` in the log dir. The certified-accuracy-vs-radius curve goes to
     TensorBoard (``<stage>/certified_accuracy_curve``).
 
     Rows ``idx label predict radius correct time`` (the TSV of Cohen et al.'s ``certify.py``) are
-    appended and flushed as they finish, into a file named after the stage, sigma, n0, n, alpha and a hash
+    appended and flushed as they finish, into a file named after the stage, sigma, n0, n, failure_prob and a hash
     of the model weights and sigma function. Running the same command again skips the examples already
     in the file: every example's noise is seeded by its dataset index, so an interrupted-and-resumed run
     gives the rows of an uninterrupted one. Under DDP the examples are dealt round-robin to the ranks
@@ -67,7 +64,7 @@ class Certification(Callback):
     Args:
         n0: selection samples per example (100 in Cohen et al.).
         n: estimation samples per example (100,000 in Cohen et al.).
-        alpha: failure probability of each certificate.
+        failure_prob: failure probability of each certificate (Cohen et al.'s alpha).
         batch_size: noise samples per forward pass.
         num_examples: how many examples to certify (``None``: all selected by ``skip``).
         skip: certify every ``skip``-th example (Cohen et al.: 20 on CIFAR-10).
@@ -88,11 +85,15 @@ class Certification(Callback):
         print_table: print a rich table at the end (rank 0).
     """
 
+    report_name = "certification"
+    title = "randomized-smoothing certification"
+    default_stages = ("test",)
+
     def __init__(
         self,
         n0: PositiveInt = 100,
         n: PositiveInt = 10_000,
-        alpha: OpenUnitInterval = 0.001,
+        failure_prob: OpenUnitInterval = 0.001,
         batch_size: PositiveInt = 1000,
         num_examples: PositiveInt | None = 500,
         skip: PositiveInt = 1,
@@ -113,8 +114,8 @@ class Certification(Callback):
                 raise ValueError(f"Certification: {name} must be a positive integer; got {value!r}")
         if num_examples is not None and num_examples < 1:
             raise ValueError(f"Certification: num_examples must be >= 1 or None (all); got {num_examples}")
-        if not 0.0 < alpha < 1.0:
-            raise ValueError(f"Certification: alpha must lie in (0, 1), e.g. 0.001; got {alpha}")
+        if not 0.0 < failure_prob < 1.0:
+            raise ValueError(f"Certification: failure_prob must lie in (0, 1), e.g. 0.001; got {failure_prob}")
         radii = list(DEFAULT_RADII if radii is None else radii)
         if not radii or any(r < 0 for r in radii):
             raise ValueError(f"Certification: radii must be a non-empty list of values >= 0; got {radii}")
@@ -122,41 +123,14 @@ class Certification(Callback):
             raise ValueError(f"Certification: sigma must be positive (pixel units); got {sigma}")
         if override_model_sigma and sigma is None:
             raise ValueError("Certification: override_model_sigma=true needs a sigma to override with")
-        self.n0, self.n, self.alpha, self.batch_size = int(n0), int(n), float(alpha), int(batch_size)
-        self.num_examples, self.skip, self.radii = num_examples, int(skip), sorted(radii)
-        self.stages = set(stages or ["test"])
-        self.every_n_epochs = every_n_epochs
+        super().__init__(num_examples, int(batch_size), every_n_epochs, stages, seed, None, print_table)
+        self.n0, self.n, self.failure_prob = int(n0), int(n), float(failure_prob)
+        self.skip, self.radii = int(skip), sorted(radii)
         self.sigma_fn = sigma if isinstance(sigma, SigmaFunction) or sigma is None else ConstantSigma(sigma)
         self.override_model_sigma = override_model_sigma
         self.output_dir = Path(output_dir) if output_dir else None
-        self.file_name, self.resume, self.seed = file_name, resume, seed
+        self.file_name, self.resume = file_name, resume
         self.radius_kwargs = dict(radius_kwargs or {})
-        self.print_table = print_table
-        self.results: dict[str, dict] = {}
-
-    # ---- hooks -----------------------------------------------------------------------------------
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if "validate" not in self.stages or trainer.sanity_checking:
-            return
-        if trainer.state.fn == "fit":
-            last_epoch = trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs
-            if (trainer.current_epoch + 1) % self.every_n_epochs != 0 and not last_epoch:
-                return
-        self._run(trainer, pl_module, "val", _dataset_of(trainer.val_dataloaders))
-
-    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if "test" in self.stages:
-            self._run(trainer, pl_module, "test", _dataset_of(trainer.test_dataloaders))
-
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._print("val")
-
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.state.fn == "validate":
-            self._print("val")
-
-    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._print("test")
 
     # ---- certification ---------------------------------------------------------------------------
     def sigma_for(self, pl_module: nn.Module) -> SigmaFunction:
@@ -173,9 +147,11 @@ class Certification(Callback):
         return self.sigma_fn
 
     def selected_indices(self, dataset_size: int) -> list[int]:
-        """Dataset indices to certify: every ``skip``-th, the first ``num_examples`` of them."""
+        """Dataset indices to certify: every ``skip``-th, the first ``num_examples`` of them, within the Trainer's
+        ``limit_*_batches`` counted in examples (one under ``fast_dev_run``)."""
         indices = list(range(0, dataset_size, self.skip))
-        return indices if self.num_examples is None else indices[: self.num_examples]
+        indices = indices if self.num_examples is None else indices[: self.num_examples]
+        return indices[: self.within_limit(len(indices), 1)]  # a "batch" of certification is one example
 
     def settings(self, sigma: SigmaFunction) -> dict[str, Any]:
         """Everything that determines the certificates, as logged and stored next to the TSV."""
@@ -185,17 +161,17 @@ class Certification(Callback):
             "radius": "input_dependent" if sigma.semi_elasticity > 0 else "cohen",
             "n0": self.n0,
             "n": self.n,
-            "alpha": self.alpha,
+            "failure_prob": self.failure_prob,
             "seed": self.seed,
             "radius_kwargs": self.radius_kwargs,
         }
 
     def default_file_name(self, stage: str, model: nn.Module, sigma: SigmaFunction) -> str:
-        """``certify_<stage>_<sigma>_n0-<n0>_n-<n>_alpha-<alpha>_<hash of weights, sigma and settings>.tsv``."""
+        """``certify_<stage>_<sigma>_n0-<n0>_n-<n>_p-<failure_prob>_<hash of weights, sigma and settings>.tsv``."""
         key = json.dumps(self.settings(sigma), sort_keys=True) + model_fingerprint(model) + model_fingerprint(sigma)
         digest = hashlib.sha1(key.encode()).hexdigest()[:12]
         tag = f"sigma{sigma.sigma:g}" if isinstance(sigma, ConstantSigma) else type(sigma).__name__
-        return f"certify_{stage}_{tag}_n0-{self.n0}_n-{self.n}_alpha-{self.alpha:g}_{digest}.tsv"
+        return f"certify_{stage}_{tag}_n0-{self.n0}_n-{self.n}_p-{self.failure_prob:g}_{digest}.tsv"
 
     def certify_dataset(
         self,
@@ -204,16 +180,18 @@ class Certification(Callback):
         dataset: Dataset,
         bounds: tuple[float, float] | None,
         path: str | Path,
+        barrier: Callable[[], None] = _no_barrier,
     ) -> dict[str, Any]:
         """Certify the selected examples of ``dataset`` (finished rows in ``path`` are kept and skipped).
 
-        Collective under DDP (call it on every rank). Returns the summary (identical on all ranks).
+        Collective under DDP (call it on every rank, with ``barrier=trainer.strategy.barrier``). Returns the
+        summary (identical on all ranks).
         """
         path = Path(path)
         indices = self.selected_indices(len(dataset))
         if not indices:
             raise ValueError("Certification: the evaluation dataset is empty")
-        finished = self._prepare_log(path, sigma, model)
+        finished = self._prepare_log(path, sigma, model, barrier)
         rank, size = world()
         todo = [i for i in indices if i not in finished]
         smoothed = SmoothedClassifier(model, sigma, input_bounds=bounds, radius_kwargs=self.radius_kwargs)
@@ -226,7 +204,7 @@ class Certification(Callback):
                 new[idx] = CertificationRow.from_line(row.to_line())  # as stored: resumed runs agree
         for part in gather_objects(new):
             finished.update(part)
-        self._merge_log(path, finished)
+        self._merge_log(path, finished, barrier)
         rows = [finished[i] for i in indices]
         summary = self._summarise(rows, sigma)
         summary.update(file=str(path), computed=len(todo), resumed=len(indices) - len(todo))
@@ -238,12 +216,14 @@ class Certification(Callback):
         device = smoothed.device or torch.device("cpu")
         generator = torch.Generator(device=device).manual_seed(self.seed + 1_000_003 * idx)
         start = time.perf_counter()
-        result = smoothed.certify(x, self.n0, self.n, self.alpha, self.batch_size, generator)
+        result = smoothed.certify(x, self.n0, self.n, self.failure_prob, self.batch_size, generator)
         elapsed = time.perf_counter() - start
         correct = int(result.prediction == label and result.prediction != ABSTAIN)
         return CertificationRow(idx, label, result.prediction, result.radius, correct, elapsed)
 
-    def _prepare_log(self, path: Path, sigma: SigmaFunction, model: nn.Module) -> dict[int, CertificationRow]:
+    def _prepare_log(
+        self, path: Path, sigma: SigmaFunction, model: nn.Module, barrier: Callable[[], None]
+    ) -> dict[int, CertificationRow]:
         """Rank 0 starts or checks the sidecar; then every rank reads all finished rows (log and parts)."""
         rank, _ = world()
         meta_path = path.with_name(path.name + ".json")
@@ -259,7 +239,7 @@ class Certification(Callback):
                     old.unlink(missing_ok=True)
             if not meta_path.exists():
                 meta_path.write_text(json.dumps(meta, indent=2))
-        _barrier()
+        barrier()
         stored = json.loads(meta_path.read_text())
         if stored != meta:
             raise ValueError(
@@ -269,16 +249,16 @@ class Certification(Callback):
         finished: dict[int, CertificationRow] = {}
         for log in [p for p in [path, *self._parts(path)] if p.exists()]:
             finished.update(read_rows(log))
-        _barrier()  # nobody appends before every rank has read the same finished set
+        barrier()  # nobody appends before every rank has read the same finished set
         return finished
 
     @staticmethod
     def _parts(path: Path) -> list[Path]:
         return sorted(path.parent.glob(f"{path.name}.part*"))
 
-    def _merge_log(self, path: Path, rows: dict[int, CertificationRow]) -> None:
+    def _merge_log(self, path: Path, rows: dict[int, CertificationRow], barrier: Callable[[], None]) -> None:
         """Rank 0 rewrites the log with every row sorted by idx (atomically) and removes the parts."""
-        _barrier()
+        barrier()
         if world()[0] == 0:
             tmp = path.with_name(path.name + ".tmp")
             tmp.unlink(missing_ok=True)
@@ -288,7 +268,7 @@ class Certification(Callback):
             tmp.replace(path)
             for part in self._parts(path):
                 part.unlink()
-        _barrier()
+        barrier()
 
     def _summarise(self, rows: list[CertificationRow], sigma: SigmaFunction) -> dict[str, Any]:
         radius = np.array([r.radius for r in rows], dtype=np.float64)
@@ -315,48 +295,40 @@ class Certification(Callback):
             directory = Path(log_dir or ".") / "certification"
         return directory / (self.file_name or self.default_file_name(stage, model, sigma))
 
-    def _run(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str, dataset: Dataset) -> None:
+    def evaluate_stage(self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataset: Dataset, stage: str) -> dict:
+        """Certification resumes from its own TSV (one row per example) instead of the per-batch cache."""
         model, sigma = pl_module.classifier, self.sigma_for(pl_module)
-        log_dir = trainer.log_dir  # a collective under DDP: read it on every rank
-        path = self._output_path(trainer, log_dir, stage, model, sigma)
-        summary = self.certify_dataset(model, sigma, dataset, getattr(pl_module, "bounds", (0.0, 1.0)), path)
-        summary["epoch"] = trainer.current_epoch
-        self.results[stage] = summary
+        path = self._output_path(trainer, trainer.log_dir, stage, model, sigma)
+        bounds = getattr(pl_module, "bounds", (0.0, 1.0))
+        return self.certify_dataset(model, sigma, dataset, bounds, path, barrier=trainer.strategy.barrier)
+
+    def metrics(self, summary: dict, stage: str) -> dict[str, float]:
         log = {f"{stage}/certified_acc/r_{r:g}": acc for r, acc in summary["certified_acc"].items()}
         log[f"{stage}/average_certified_radius"] = summary["average_certified_radius"]
         log[f"{stage}/abstain_rate"] = summary["abstain_rate"]
-        pl_module.log_dict(log, on_step=False, on_epoch=True, sync_dist=True)
-        self._write(trainer, stage, summary, log_dir)
+        return log
 
-    @rank_zero_only
-    def _write(self, trainer: pl.Trainer, stage: str, summary: dict[str, Any], log_dir: str | None) -> None:
-        if log_dir is not None:
-            json_path = Path(log_dir) / f"certification_{stage}.json"
-            json_path.parent.mkdir(parents=True, exist_ok=True)
-            short = {k: v for k, v in summary.items() if k not in ("radius", "correct")}
-            json_path.write_text(json.dumps(short, indent=2))
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                figure = certified_accuracy_figure(summary["radius"], summary["correct"], summary["settings"])
-                logger.experiment.add_figure(f"{stage}/certified_accuracy_curve", figure, trainer.global_step)
-                text = json.dumps({**summary["settings"], "file": summary["file"]}, indent=1)
-                logger.experiment.add_text(f"{stage}/certification_settings", text, trainer.global_step)
+    def json_summary(self, summary: dict) -> dict:
+        return {k: v for k, v in summary.items() if k not in ("radius", "correct")}
 
-    @rank_zero_only
-    def _print(self, stage: str) -> None:
-        if self.print_table and stage in self.results:
-            print_certification_table(self.results[stage], title=f"{stage}: randomized-smoothing certification")
+    def figures(self, summary: dict, stage: str, epoch: int) -> dict[str, tuple[Figure, Any]]:
+        figure = certified_accuracy_figure(summary["radius"], summary["correct"], summary["settings"])
+        data = {"radius": summary["radius"], "correct": summary["correct"], "settings": summary["settings"]}
+        return {"certified_accuracy_curve": (figure, data)}
 
-    @property
-    def state_key(self) -> str:
-        """Unique per configuration, so several instances (e.g. one per stage) can be checkpointed."""
+    def texts(self, summary: dict, stage: str) -> dict[str, str]:
+        return {"certification_settings": json.dumps({**summary["settings"], "file": summary["file"]}, indent=1)}
+
+    def print_summary(self, summary: dict, title: str) -> None:
+        print_certification_table(summary, title=title)
+
+    def state_fields(self) -> dict[str, Any]:
         sigma = None if self.sigma_fn is None else self.sigma_fn.extra_repr()
-        return self._generate_state_key(
-            stages=sorted(self.stages), n0=self.n0, n=self.n, alpha=self.alpha, skip=self.skip, sigma=sigma
-        )
-
-    def state_dict(self) -> dict:
-        return {"results": self.results}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        self.results = state_dict.get("results", {})
+        return {
+            "stages": sorted(self.stages),
+            "n0": self.n0,
+            "n": self.n,
+            "failure_prob": self.failure_prob,
+            "skip": self.skip,
+            "sigma": sigma,
+        }

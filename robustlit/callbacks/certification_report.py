@@ -10,17 +10,14 @@ from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
 
+from robustlit.callbacks.evaluation import pct as _pct
 from robustlit.certify.report import certified_accuracy
 
 
-def _pct(value: float) -> str:
-    return f"{100 * value:.2f}%"
-
-
 def settings_line(settings: dict[str, Any]) -> str:
-    """``sigma=..., n0=..., n=..., alpha=..., <radius> radius``."""
+    """``sigma=..., n0=..., n=..., failure_prob=..., <radius> radius``."""
     return (
-        f"{settings['sigma']}, n0={settings['n0']}, n={settings['n']}, alpha={settings['alpha']:g}, "
+        f"{settings['sigma']}, n0={settings['n0']}, n={settings['n']}, failure_prob={settings['failure_prob']:g}, "
         f"{settings['radius']} radius"
     )
 

@@ -1,53 +1,42 @@
-"""Evaluation of a mixed classifier and its two base models as a Lightning callback (methods.md 6).
+"""Evaluation of a mixed classifier and its two base models as a Lightning callback (Bai et al. 2024,
+MixedNUTS / adaptive smoothing; docs/mixed_classifier.md).
 
 Attacks run end to end on the whole mixture, gradients through alpha and the mixing network's
-tapped features (DESIGN contracts 3-5).
+tapped features (docs/contracts.md: eval-mode attacks, gradients at evaluation, exact DDP counts).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
-from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from jsonargparse.typing import (
     ClosedUnitInterval,
     NonNegativeFloat,
+    NonNegativeInt,
     OpenUnitInterval,
     PositiveFloat,
     PositiveInt,
 )
-from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_only
+from matplotlib.figure import Figure
 from torch import Tensor, nn
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import Dataset
 
 from robustlit.attacks.adaptive_mixture import adaptive_pgd_attack
-from robustlit.attacks.eval_mode import attack_mode, check_gradients_available
+from robustlit.attacks.eval_mode import attack_mode
 from robustlit.attacks.registry import build_attack
 from robustlit.attacks.spec import AttackSpec
+from robustlit.callbacks.evaluation import EvaluationCallback, Stage, batch_seed
 from robustlit.callbacks.mixture_figure import sweep_figure
 from robustlit.callbacks.mixture_table import print_mixture_table
 from robustlit.certify.mixture_certify import certify_mixture_lipschitz, certify_mixture_smoothed
-from robustlit.data.base import check_in_bounds
 from robustlit.models.mixture import MixedClassifier
-from robustlit.utils.distributed import gather_objects, my_batches
 
-Stage = Literal["validate", "test"]
 MODELS = ("standard", "robust", "mixture")
 #: attacks that get an adaptive (alpha-pushing) twin on the mixture
 ADAPTIVE_ELIGIBLE = frozenset({"pgd", "native_pgd"})
-
-
-def _dataset_of(loaders: object) -> Dataset:
-    loader = loaders[0] if isinstance(loaders, list | tuple) else loaders
-    return loader.dataset
 
 
 def find_mixture(pl_module: nn.Module) -> MixedClassifier:
@@ -61,7 +50,7 @@ def find_mixture(pl_module: nn.Module) -> MixedClassifier:
     )
 
 
-class MixtureEvaluation(Callback):
+class MixtureEvaluation(EvaluationCallback):
     """Clean and robust accuracy of the standard base g, the robust base h and the mixture, side by side.
 
     On the first ``num_examples`` validation/test examples:
@@ -100,7 +89,11 @@ class MixtureEvaluation(Callback):
         confidence_alpha: error probability of the Clopper-Pearson bound.
         certified_radii: radii at which certified accuracy is logged.
         print_table: print the rich table at the end of fit/validate/test (rank 0).
+        num_workers: processes reading the evaluation batches (0: in the main process).
     """
+
+    needs_gradients = True  # attacks, end to end through the mixing network
+    report_name, title = "mixture_evaluation", "standard base, robust base and mixture"
 
     def __init__(
         self,
@@ -119,6 +112,7 @@ class MixtureEvaluation(Callback):
         confidence_alpha: OpenUnitInterval = 0.001,
         certified_radii: list[NonNegativeFloat] | None = None,
         print_table: bool = True,
+        num_workers: NonNegativeInt = 0,
     ) -> None:
         self.attacks = list(attacks) if attacks else [AttackSpec("pgd", "Linf", 0.2, 50, 0.01)]
         names = [a.metric_name for a in self.attacks]
@@ -134,50 +128,14 @@ class MixtureEvaluation(Callback):
         for field, value in (("lipschitz", lipschitz), ("smoothing_sigma", smoothing_sigma)):
             if value is not None and not value > 0:
                 raise ValueError(f"MixtureEvaluation.{field} must be positive or null; got {value}")
-        self.num_examples, self.batch_size, self.every_n_epochs = num_examples, batch_size, every_n_epochs
-        self.stages = set(stages or ["validate", "test"])
-        self.seed = seed
+        super().__init__(num_examples, batch_size, every_n_epochs, stages, seed, None, print_table, num_workers)
         self.lipschitz, self.smoothing_sigma = lipschitz, smoothing_sigma
         self.n0, self.n, self.confidence_alpha = n0, n, confidence_alpha
         self.certified_radii = sorted(set(certified_radii or [0.0, 0.1, 0.2]))
-        self.print_table = print_table
-        self.results: dict[str, dict] = {}
 
     @property
     def adaptive_attacks(self) -> list[AttackSpec]:
         return [s for s in self.attacks if s.name in ADAPTIVE_ELIGIBLE] if self.bce_weights else []
-
-    # ---- hooks -----------------------------------------------------------------------------------
-    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if "validate" in self.stages and not trainer.sanity_checking:
-            check_gradients_available()
-
-    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if "test" in self.stages:
-            check_gradients_available()
-
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if "validate" not in self.stages or trainer.sanity_checking:
-            return
-        if trainer.state.fn == "fit":
-            last_epoch = trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs
-            if (trainer.current_epoch + 1) % self.every_n_epochs != 0 and not last_epoch:
-                return
-        self._run(trainer, pl_module, "val", _dataset_of(trainer.val_dataloaders))
-
-    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if "test" in self.stages:
-            self._run(trainer, pl_module, "test", _dataset_of(trainer.test_dataloaders))
-
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._print("val")
-
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.state.fn == "validate":
-            self._print("val")
-
-    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._print("test")
 
     # ---- evaluation ------------------------------------------------------------------------------
     def evaluate(
@@ -189,33 +147,21 @@ class MixtureEvaluation(Callback):
         device: torch.device,
     ) -> dict:
         """Evaluate g, h and the mixture on the first ``num_examples`` of ``dataset`` (all ranks)."""
-        check_gradients_available()
-        n = len(dataset) if self.num_examples is None else min(self.num_examples, len(dataset))
         models = {"standard": mixture.standard, "robust": mixture.robust, "mixture": mixture}
         attacks = {
             name: [build_attack(s, model, num_classes, bounds, self.batch_size) for s in self.attacks]
             for name, model in models.items()
         }
-        local = []
-        for batch_id, indices in my_batches(n, self.batch_size):
-            x, y = default_collate([dataset[i] for i in indices])[:2]
-            x, y = x.to(device), y.to(device)
-            check_in_bounds(x, bounds, "MixtureEvaluation")
-            row = {"index": torch.tensor(indices), "label": y.cpu()}
-            with attack_mode(mixture):
-                row.update(self._robustness(models, attacks, x, y, batch_id, bounds))
-                row.update(self._sweep(mixture, attacks["mixture"][0], x, y, batch_id))
-                row.update(self._certify(mixture, x, y, batch_id, bounds))
-            local.append(row)
-        rows = [row for part in gather_objects(local) for row in part]
-        return self._summarise(rows, n, mixture)
 
-    @contextmanager
-    def _seeded(self, batch_id: int, k: int, device: torch.device) -> Iterator[None]:
-        """Randomness of attack ``k`` on batch ``batch_id``: the same whatever the world size."""
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(self.seed + 100_003 * batch_id + 7919 * k)
-            yield
+        def batch(x: Tensor, y: Tensor, batch_id: int) -> dict[str, Tensor]:
+            with attack_mode(mixture):
+                return {
+                    **self._robustness(models, attacks, x, y, batch_id, bounds),
+                    **self._sweep(mixture, attacks["mixture"][0], x, y, batch_id),
+                    **self._certify(mixture, x, y, batch_id, bounds),
+                }
+
+        return self.summarise(self.collect(dataset, batch, device, bounds), mixture)
 
     def _robustness(self, models, attacks, x: Tensor, y: Tensor, batch_id: int, bounds) -> dict:  # noqa: ANN001
         out: dict = {}
@@ -225,7 +171,7 @@ class MixtureEvaluation(Callback):
                 clean = model(x).argmax(dim=1) == y
             out[f"{name}/clean"] = clean.cpu()
             for spec, attack in zip(self.attacks, attacks[name], strict=True):
-                with self._seeded(batch_id, k, x.device):
+                with self.seeded(batch_id, k, x.device):
                     x_adv = attack(x, y)
                 k += 1
                 with torch.no_grad():
@@ -239,7 +185,7 @@ class MixtureEvaluation(Callback):
         for spec in self.adaptive_attacks:
             ok = out["mixture/clean"].clone()
             for w in self.bce_weights:
-                with self._seeded(batch_id, k, x.device):
+                with self.seeded(batch_id, k, x.device):
                     x_adv = adaptive_pgd_attack(
                         mixture,
                         x,
@@ -271,7 +217,7 @@ class MixtureEvaluation(Callback):
                 mixture.set_constant_alpha(a)
                 with torch.no_grad():
                     clean = mixture(x).argmax(dim=1) == y
-                with self._seeded(batch_id, 10_000 + j, x.device):
+                with self.seeded(batch_id, 10_000 + j, x.device):
                     x_adv = attack(x, y)
                 with torch.no_grad():
                     robust = clean & (mixture(x_adv).argmax(dim=1) == y)
@@ -295,7 +241,7 @@ class MixtureEvaluation(Callback):
             pred, radius = certify_mixture_lipschitz(mixture.robust, x, alpha, self.lipschitz, mixture.scale_rob)
             out["cert/lipschitz/correct"], out["cert/lipschitz/radius"] = (pred == y).cpu(), radius.cpu()
         if self.smoothing_sigma is not None:
-            generator = torch.Generator(device=x.device).manual_seed(self.seed + 100_003 * batch_id + 17)
+            generator = torch.Generator(device=x.device).manual_seed(batch_seed(self.seed, batch_id) + 17)
             pred, radius = certify_mixture_smoothed(
                 mixture.robust,
                 x,
@@ -314,14 +260,12 @@ class MixtureEvaluation(Callback):
             )
         return out
 
-    def _summarise(self, rows: list[dict], n: int, mixture: MixedClassifier) -> dict:
-        index = torch.cat([r["index"] for r in rows])
-        order = index.argsort()
-        if not torch.equal(index[order], torch.arange(n)):
-            raise RuntimeError("MixtureEvaluation: gathered examples are not exactly 0..n-1 once each")
+    def summarise(self, columns: dict[str, Tensor], mixture: MixedClassifier) -> dict:
+        """The summary of the gathered per-example columns (see :meth:`evaluate`)."""
+        n = int(columns["index"].numel())
 
         def column(key: str) -> Tensor:
-            return torch.cat([r[key] for r in rows])[order]
+            return columns[key]
 
         def acc(mask: Tensor) -> float:
             return mask.float().mean().item()
@@ -369,7 +313,7 @@ class MixtureEvaluation(Callback):
                 {"sigma": self.smoothing_sigma, "n0": self.n0, "n": self.n, "alpha": self.confidence_alpha},
             ),
         ):
-            if f"cert/{kind}/radius" not in rows[0]:
+            if f"cert/{kind}/radius" not in columns:
                 continue
             correct, radius = column(f"cert/{kind}/correct"), column(f"cert/{kind}/radius")
             summary["certified"][kind] = {
@@ -381,16 +325,11 @@ class MixtureEvaluation(Callback):
             }
         return summary
 
-    def _run(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str, dataset: Dataset) -> None:
+    def evaluate_stage(self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataset: Dataset, stage: str) -> dict:
         mixture = find_mixture(pl_module)
-        summary = self.evaluate(mixture, dataset, pl_module.num_classes, pl_module.bounds, pl_module.device)
-        summary["epoch"] = trainer.current_epoch
-        self.results[stage] = summary
-        pl_module.log_dict(self.metrics(summary, stage), on_step=False, on_epoch=True, sync_dist=True)
-        self._write(trainer, trainer.log_dir, stage, summary)  # log_dir is a collective: read it on every rank
+        return self.evaluate(mixture, dataset, pl_module.num_classes, pl_module.bounds, pl_module.device)
 
-    @staticmethod
-    def metrics(summary: dict, stage: str) -> dict[str, float]:
+    def metrics(self, summary: dict, stage: str) -> dict[str, float]:
         """Flat ``{metric name: value}`` of a summary (what is logged)."""
         log: dict[str, float] = {}
         for name, res in summary["models"].items():
@@ -411,34 +350,13 @@ class MixtureEvaluation(Callback):
                 log[f"{stage}/mixture_certified/{kind}/acc_at_{float(r):g}"] = value
         return log
 
-    @rank_zero_only
-    def _write(self, trainer: pl.Trainer, log_dir: str | None, stage: str, summary: dict) -> None:
-        figure = sweep_figure(summary) if summary["sweep"]["points"] else None
-        for logger in trainer.loggers:
-            if figure is not None and isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_figure(
-                    f"{stage}/mixture_sweep", figure, global_step=trainer.global_step, close=False
-                )
-        if log_dir is None:
-            return
-        root = Path(log_dir)
-        root.mkdir(parents=True, exist_ok=True)
-        (root / f"mixture_evaluation_{stage}.json").write_text(json.dumps(summary, indent=2))
-        if figure is not None:
-            figure.savefig(root / f"mixture_sweep_{stage}.png", dpi=120)
+    def figures(self, summary: dict, stage: str, epoch: int) -> dict[str, tuple[Figure, Any]]:
+        if not summary["sweep"]["points"]:
+            return {}
+        return {"mixture_sweep": (sweep_figure(summary), summary["sweep"])}
 
-    @rank_zero_only
-    def _print(self, stage: str) -> None:
-        if self.print_table and stage in self.results:
-            print_mixture_table(self.results[stage], title=f"{stage}: standard base, robust base and mixture")
+    def print_summary(self, summary: dict, title: str) -> None:
+        print_mixture_table(summary, title=title)
 
-    @property
-    def state_key(self) -> str:
-        """Unique per configuration, so several instances (e.g. one per stage) can be checkpointed."""
-        return self._generate_state_key(stages=sorted(self.stages), attacks=[a.metric_name for a in self.attacks])
-
-    def state_dict(self) -> dict:
-        return {"results": self.results}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        self.results = state_dict.get("results", {})
+    def state_fields(self) -> dict[str, Any]:
+        return {"stages": sorted(self.stages), "attacks": [a.metric_name for a in self.attacks]}

@@ -5,11 +5,9 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from robustlit.callbacks.evaluation import pct as _pct
+
 LABELS = {"standard": "standard base g", "robust": "robust base h", "mixture": "mixture"}
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None or value != value else f"{100 * value:.2f}%"
 
 
 def print_mixture_table(summary: dict, title: str, console: Console | None = None) -> None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-
-def _pct(value: float) -> str:
-    return "-" if value != value else f"{100 * value:.2f}%"
+from robustlit.callbacks.evaluation import pct as _pct
 
 
 def print_robustness_table(summary: dict, title: str, console: Console | None = None) -> None:

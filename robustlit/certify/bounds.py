@@ -1,4 +1,4 @@
-"""Confidence bounds used by randomized smoothing (Cohen et al. 2019, methods.md 7.2).
+"""Confidence bounds used by randomized smoothing (Cohen et al. 2019, Section 3.2; docs/smoothing.md).
 
 * CERTIFY: one-sided (1 - alpha) Clopper-Pearson lower bound on p_A from the estimation counts.
 * PREDICT: two-sided binomial test of the top-two counts against p = 1/2 (abstain when p > alpha).
@@ -7,7 +7,8 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import beta, binomtest
+from scipy.stats import binomtest
+from statsmodels.stats.proportion import proportion_confint
 
 __all__ = ["binomial_abstain_pvalue", "clopper_pearson_lower"]
 
@@ -15,10 +16,9 @@ __all__ = ["binomial_abstain_pvalue", "clopper_pearson_lower"]
 def clopper_pearson_lower(successes: int | np.ndarray, trials: int, alpha: float) -> float | np.ndarray:
     """One-sided (1 - alpha) Clopper-Pearson lower confidence bound on a binomial proportion.
 
-    ``B(alpha; k, n - k + 1)`` (Beta quantile), defined as 0 for k = 0. This is the lower end of the
-    two-sided level-2alpha interval, i.e. statsmodels ``proportion_confint(k, n, alpha=2 * alpha,
-    method="beta")[0]`` as used by Cohen et al.'s CERTIFY (methods.md 7.2 step 3). With k = n it equals
-    ``alpha ** (1 / n)``.
+    ``B(alpha; k, n - k + 1)`` (Beta quantile), 0 for k = 0: the lower end of the two-sided level-2alpha
+    interval, statsmodels ``proportion_confint(k, n, alpha=2 * alpha, method="beta")[0]``, exactly as
+    Cohen et al.'s CERTIFY computes it (Section 3.2). With k = n it equals ``alpha ** (1 / n)``.
 
     Args:
         successes: k, an int or an integer array (broadcast), 0 <= k <= n.
@@ -38,9 +38,7 @@ def clopper_pearson_lower(successes: int | np.ndarray, trials: int, alpha: float
     k = k.astype(np.int64)
     if np.any(k < 0) or np.any(k > trials):
         raise ValueError(f"successes must lie in [0, trials={trials}], got {successes}")
-    # beta.ppf needs a > 0; k = 0 gives the bound 0 (no evidence at all).
-    safe_k = np.where(k > 0, k, 1)
-    low = np.where(k > 0, beta.ppf(alpha, safe_k, trials - safe_k + 1), 0.0)
+    low = np.asarray(proportion_confint(k, int(trials), alpha=2 * alpha, method="beta")[0], dtype=np.float64)
     if np.ndim(successes) == 0:
         return float(low)
     return low
@@ -49,7 +47,7 @@ def clopper_pearson_lower(successes: int | np.ndarray, trials: int, alpha: float
 def binomial_abstain_pvalue(n1: int, n2: int) -> float:
     """Two-sided binomial-test p-value of ``n1`` successes in ``n1 + n2`` trials at p = 1/2.
 
-    Cohen et al.'s PREDICT (methods.md 7.2) abstains when this exceeds alpha. Uses
+    Cohen et al.'s PREDICT (Section 3.2) abstains when this exceeds alpha. Uses
     ``scipy.stats.binomtest`` (``binom_test`` was removed from SciPy). Returns 1 when n1 + n2 = 0.
     """
     n1, n2 = int(n1), int(n2)

@@ -37,7 +37,7 @@ from robustlit.attacks.eval_mode import check_gradients_available
 from robustlit.losses.label_smoothing import AdaptiveSmoothingSchedule, bin_confidence_accuracy, smoothed_cross_entropy
 from robustlit.losses.robustness_score import RobustnessScore, ScoreLoss, robustness_score
 from robustlit.methods.base import RobustClassifier
-from robustlit.utils.distributed import gather_objects, my_batches, world
+from robustlit.utils.distributed import map_sharded, world
 
 #: Default robustness grid: 0.5/255 .. 32/255 (CIFAR-scale Linf radii).
 DEFAULT_RADII: tuple[float, ...] = tuple(r / 255 for r in (0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32))
@@ -213,16 +213,12 @@ class ARAdaLS(RobustClassifier):
 
     def _map_sharded(self, dataset: Dataset, n: int, fn: Any) -> Tensor:
         """fn(x, y) -> (B, ...) over the first n examples in whole batches dealt to ranks; gathered, in order."""
-        rows = []
-        for _, indices in my_batches(n, self.score_batch_size):
+
+        def batch(_: int, indices: list[int]) -> dict[str, Tensor]:
             x, y = default_collate([dataset[i] for i in indices])[:2]
-            rows.append((torch.tensor(indices), fn(x.to(self.device), y.to(self.device)).cpu()))
-        parts = [row for part in gather_objects(rows) for row in part]
-        index = torch.cat([p[0] for p in parts])
-        values = torch.cat([p[1] for p in parts])
-        out = torch.empty((n, *values.shape[1:]), dtype=values.dtype)
-        out[index] = values
-        return out.to(self.device)
+            return {"value": fn(x.to(self.device), y.to(self.device))}
+
+        return map_sharded(n, self.score_batch_size, batch)["value"].to(self.device)
 
     def _predict(self, x: Tensor, y: Tensor) -> Tensor:
         was_training = self.training

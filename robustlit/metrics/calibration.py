@@ -1,16 +1,15 @@
 """Calibration metrics on predicted probabilities: ECE, reliability bins and diagram, Brier, NLL.
 
-methods.md 5.3: ECE = Σ_b (|S_b| / n) · |acc(S_b) − conf(S_b)| over B equal-width bins of the top-label
-confidence max_k p_k on [0, 1] (B = 15 by convention; Guo et al. 2017). All functions take
+Guo et al. 2017, Section 2 (docs/calibration.md): ECE = Σ_b (|S_b| / n) · |acc(S_b) − conf(S_b)| over B
+equal-width bins of the top-label confidence max_k p_k on [0, 1] (B = 15 by convention). All functions take
 probabilities (N, K) (softmax of the logits, or the mixture probabilities of a mixed classifier) and
 integer labels (N,).
 
-Binning convention: bin b is [b/B, (b+1)/B), as in torchmetrics, except that the last bin is closed,
-[(B−1)/B, 1]. torchmetrics' ``multiclass_calibration_error`` instead puts confidences exactly equal to
-1.0 (common with saturated float32 softmax) into an extra bin of their own; the two ECEs agree exactly
-whenever no confidence equals 1.0. We keep exactly B bins so that ECE, the reliability diagram and
-``reliability_bins`` describe the same partition (and match Guo et al.'s reference, whose last bin
-contains 1.0).
+There is one ECE in robustlit: torchmetrics' ``multiclass_calibration_error`` (L1), the same as the
+``val/ece`` a method logs. Its bin b is [b/B, (b+1)/B); a confidence exactly 1.0 (common with saturated
+float32 softmax) falls in an extra bin of its own. :func:`reliability_bins` (the diagram's statistics)
+keeps exactly B bins with the last one closed, [(B−1)/B, 1], as in Guo et al.'s reference; the diagram
+shows torchmetrics' ECE, and the two agree whenever no confidence equals 1.0.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
+from torchmetrics.functional.classification import multiclass_calibration_error
 
 
 def _check(probs: Tensor, y: Tensor) -> None:
@@ -52,12 +52,14 @@ def reliability_bins(probs: Tensor, y: Tensor, n_bins: int = 15) -> tuple[Tensor
 
 
 def expected_calibration_error(probs: Tensor, y: Tensor, n_bins: int = 15) -> Tensor:
-    """Top-label ECE with ``n_bins`` equal-width bins (L1 norm), a scalar in [0, 1]."""
-    bin_conf, bin_acc, counts = reliability_bins(probs, y, n_bins)
-    total = counts.sum()
-    if total == 0:
+    """Top-label ECE with ``n_bins`` equal-width bins (L1 norm), a scalar in [0, 1]: torchmetrics'
+    ``multiclass_calibration_error`` (the metric behind ``val/ece``), on validated probabilities."""
+    _check(probs, y)
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1; got {n_bins}")
+    if probs.shape[0] == 0:
         raise ValueError("ECE of an empty set is undefined")
-    return ((counts / total) * (bin_acc - bin_conf).abs()).sum()
+    return multiclass_calibration_error(probs.detach(), y, num_classes=probs.shape[1], n_bins=n_bins, norm="l1")
 
 
 def brier_score(probs: Tensor, y: Tensor) -> Tensor:
@@ -78,8 +80,13 @@ def negative_log_likelihood(probs: Tensor, y: Tensor, min_prob: float = 1e-12) -
     return -torch.log(true_prob.clamp_min(min_prob)).mean()
 
 
-def reliability_diagram_figure(bin_conf: Tensor, bin_acc: Tensor, bin_count: Tensor, title: str = "") -> Figure:
+def reliability_diagram_figure(
+    bin_conf: Tensor, bin_acc: Tensor, bin_count: Tensor, title: str = "", ece: float | None = None
+) -> Figure:
     """Reliability diagram of the output of :func:`reliability_bins` as a matplotlib ``Figure``.
+
+    ``ece`` is the number shown in the legend (pass :func:`expected_calibration_error`); without it, the
+    ECE of the bins themselves is shown.
 
     Top: accuracy per confidence bin (bars), the gap to the bin's mean confidence (hatched) and the
     diagonal of perfect calibration, with the ECE in the legend; bottom: share of examples per bin. The
@@ -94,7 +101,8 @@ def reliability_diagram_figure(bin_conf: Tensor, bin_acc: Tensor, bin_count: Ten
     left = torch.arange(n_bins, dtype=torch.float64) * width
     occupied = bin_count > 0
     share = bin_count / bin_count.sum().clamp_min(1.0)
-    ece = float((share * (bin_acc - bin_conf).abs()).sum())
+    if ece is None:
+        ece = float((share * (bin_acc - bin_conf).abs()).sum())
 
     fig = Figure(figsize=(4.5, 5.5))
     FigureCanvasAgg(fig)

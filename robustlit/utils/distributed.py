@@ -1,16 +1,19 @@
 """Exact sharding of evaluation examples across processes: no padding, every example counted once.
 
 Lightning's DistributedSampler pads uneven shards with repeated examples, which biases a reported
-accuracy (DESIGN contract 5). Here whole *batches* of a fixed global layout are dealt to ranks
+accuracy (docs/contracts.md, exact DDP counts). Here whole *batches* of a fixed global layout are dealt to ranks
 round-robin, so each batch (and its seeded randomness) is identical whatever the world size, and a
 2-process run reproduces a 1-process run exactly.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import torch
 import torch.distributed as dist
+from torch import Tensor
 
 
 def world() -> tuple[int, int]:
@@ -39,3 +42,31 @@ def gather_objects(obj: Any) -> list[Any]:
     out: list[Any] = [None] * size
     dist.all_gather_object(out, obj)
     return out
+
+
+def gather_rows(local: list[dict[str, Tensor]], num_examples: int) -> dict[str, Tensor]:
+    """Gather every rank's rows (each a dict of per-example tensors with an ``index`` column), check that the
+    indices are exactly 0..n-1 once each, and return each column concatenated in index order (all ranks)."""
+    rows = [row for part in gather_objects(local) for row in part]
+    if not rows:
+        raise RuntimeError("gather_rows: no rows at all (empty evaluation)")
+    index = torch.cat([r["index"] for r in rows])
+    order = index.argsort()
+    if not torch.equal(index[order], torch.arange(num_examples)):
+        raise RuntimeError(f"gathered examples are not exactly 0..{num_examples - 1} once each")
+    return {key: torch.cat([r[key] for r in rows])[order] for key in rows[0]}
+
+
+def map_sharded(
+    num_examples: int, batch_size: int, fn: Callable[[int, list[int]], dict[str, Tensor]]
+) -> dict[str, Tensor]:
+    """``fn(global batch id, indices)`` on this rank's whole batches, gathered into columns in index order.
+
+    ``fn`` returns per-example tensors (first dimension ``len(indices)``) on any device; they are moved to
+    the CPU. Collective under DDP: call it on every rank. The result is identical for every world size.
+    """
+    local = []
+    for batch_id, indices in my_batches(num_examples, batch_size):
+        row = {key: value.detach().cpu() for key, value in fn(batch_id, indices).items()}
+        local.append({"index": torch.tensor(indices), **row})
+    return gather_rows(local, num_examples)

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch.utils.data import TensorDataset
 
 from robustlit.callbacks.calibration import CalibrationEvaluation, apply_shift, shift_seed
@@ -142,3 +142,26 @@ def test_two_gloo_processes_report_the_single_process_numbers(tmp_path: Path) ->
     mp.start_processes(_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, start_method="fork")
     for rank in range(2):
         assert json.loads((tmp_path / f"rank{rank}.json").read_text()) == expected
+
+
+def test_val_ece_and_the_callbacks_clean_ece_are_one_number(tmp_path: Path) -> None:
+    """One ECE (torchmetrics, 15 bins, L1): the method's ``val/ece`` equals the callback's clean ECE."""
+    torch.manual_seed(0)
+    module = Standard(backbone=SmallCNN(10, 1, width=8, hidden=16), mean=(0.3,), std=(0.38,))
+    callback = CalibrationEvaluation(print_table=False)  # all validation examples, like val/ece
+    trainer = pl.Trainer(
+        logger=CSVLogger(tmp_path, name="ece"),
+        callbacks=[callback],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        inference_mode=False,
+    )
+    trainer.validate(module, DigitsDataModule())
+    logged = trainer.callback_metrics
+    assert logged["val/ece"].item() > 0.01  # an untrained network, far from calibrated: the check has teeth
+    assert logged["val/calibration/clean/ece"].item() == pytest.approx(logged["val/ece"].item(), abs=1e-6)
+    # the figure is written for a logger without an image API (CSV): PNG + its data as JSON
+    log_dir = Path(trainer.log_dir)
+    assert (log_dir / "reliability_diagram_val.png").stat().st_size > 1000
+    bins = json.loads((log_dir / "reliability_diagram_val.json").read_text())
+    assert sum(bins["count"]) == callback.results["val"]["num_examples"]

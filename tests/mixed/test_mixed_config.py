@@ -24,7 +24,7 @@ def _fit(name: str, tmp_path: Path) -> Path:
     config["test_after_fit"] = False  # only the checkpoint is needed here
     config = write(config, tmp_path / name)
     cli = main(["fit", "--config", str(config)])
-    return Path(cli.trainer.checkpoint_callback.last_model_path)
+    return Path(cli.trainer.checkpoint_callback.dirpath) / "last.ckpt"  # the second ModelCheckpoint's file
 
 
 def test_mixed_config_fits_and_tests_without_the_base_files(tmp_path, monkeypatch):

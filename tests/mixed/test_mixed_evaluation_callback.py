@@ -13,7 +13,6 @@ from mixed_toys import K, tiny_base, tiny_dataset, tiny_loader, tiny_module, tin
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from robustlit.attacks.spec import AttackSpec
-from robustlit.callbacks import mixture_evaluation
 from robustlit.callbacks.mixture_evaluation import MixtureEvaluation, find_mixture
 from robustlit.callbacks.mixture_figure import sweep_figure
 from robustlit.certify.bounds import clopper_pearson_lower
@@ -149,8 +148,8 @@ def test_two_ranks_report_the_single_process_numbers(monkeypatch):
         torch.manual_seed(100 + 10 * world_size + rank)  # processes differ in their global RNG state
         with monkeypatch.context() as patch:
             patch.setattr(distributed, "world", lambda: (rank, world_size))
-            patch.setattr(mixture_evaluation, "gather_objects", lambda local: [local])
-            patch.setattr(callback, "_summarise", lambda rows, n, mixture: rows)
+            patch.setattr(distributed, "gather_rows", lambda local, n: local)  # this rank's rows, ungathered
+            patch.setattr(callback, "summarise", lambda rows, mixture: rows)
             return callback.evaluate(*args)
 
     def attacked_alpha(rows: list[dict]) -> torch.Tensor:
@@ -163,4 +162,5 @@ def test_two_ranks_report_the_single_process_numbers(monkeypatch):
     assert [len(single), len(rank0), len(rank1)] == [3, 2, 1]  # batches {0, 1, 2}; {0, 2} and {1}
     assert torch.equal(attacked_alpha(rank1 + rank0), attacked_alpha(single))
     assert torch.equal(attacked_alpha(local_rows(0, 1)), attacked_alpha(single))  # a rerun agrees
-    assert callback._summarise(rank1 + rank0, 12, module.mixture) == callback.evaluate(*args)
+    gathered = distributed.gather_rows(rank1 + rank0, 12)  # checks 0..11 once each, orders by index
+    assert callback.summarise(gathered, module.mixture) == callback.evaluate(*args)

@@ -25,7 +25,7 @@ from robustlit.certify import (
 from robustlit.methods.standard import Standard
 from robustlit.models import LinearClassifier
 
-SMALL = {"n0": 20, "n": 300, "alpha": 0.001, "batch_size": 150, "print_table": False}
+SMALL = {"n0": 20, "n": 300, "failure_prob": 0.001, "batch_size": 150, "print_table": False}
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +47,12 @@ def test_test_run_writes_reference_tsv_and_logs_report_figures(
         inference_mode=True,  # certification needs no gradients
         logger=TensorBoardLogger(tmp_path, name="tb"),
         callbacks=[callback],
-        limit_test_batches=1,
         enable_progress_bar=False,
         enable_model_summary=False,
     )
     [metrics] = trainer.test(model, datamodule=digits())
 
-    [tsv] = (tmp_path / "cert").glob("certify_test_sigma0.25_n0-20_n-300_alpha-0.001_*.tsv")
+    [tsv] = (tmp_path / "cert").glob("certify_test_sigma0.25_n0-20_n-300_p-0.001_*.tsv")
     assert tsv.read_text().splitlines()[0] == TSV_HEADER == "idx\tlabel\tpredict\tradius\tcorrect\ttime"
     rows = read_rows(tsv)
     assert sorted(rows) == list(range(0, 24, 2))
@@ -154,7 +153,7 @@ def test_inputs_outside_unit_interval_are_refused(model: torch.nn.Module, tmp_pa
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"alpha": 0.0}, "alpha must lie in"),
+        ({"failure_prob": 0.0}, "failure_prob must lie in"),
         ({"n": 0}, "n must be a positive integer"),
         ({"radii": [-0.5]}, "radii must be"),
         ({"sigma": -1.0}, "sigma must be positive"),

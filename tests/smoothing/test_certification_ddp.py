@@ -12,14 +12,13 @@ from robustlit.certify import read_rows
 
 
 def _certify(model: pl.LightningModule, out: Path, devices: int) -> dict:
-    callback = Certification(n0=20, n=300, alpha=0.001, batch_size=150, num_examples=11, output_dir=str(out))
+    callback = Certification(n0=20, n=300, failure_prob=0.001, batch_size=150, num_examples=11, output_dir=str(out))
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=devices,
         strategy="ddp_spawn" if devices > 1 else "auto",
         logger=False,
         callbacks=[callback],
-        limit_test_batches=1,
         enable_progress_bar=False,
         enable_model_summary=False,
         default_root_dir=out,

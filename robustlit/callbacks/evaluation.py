@@ -1,0 +1,347 @@
+"""The machinery every evaluation callback shares (docs/evaluation.md, docs/contracts.md).
+
+:class:`EvaluationCallback` owns when an evaluation runs (stages, ``every_n_epochs``, the last epoch, never
+during the sanity check) and on how much (``num_examples``, within the Trainer's ``limit_val_batches`` /
+``limit_test_batches``; one batch under ``fast_dev_run``), the gradient check of evaluations that attack,
+exact DDP sharding of fixed batches with gathering and a check that every example 0..n-1 is counted once,
+per-batch seeding, the optional resumable per-batch cache, reading batches through a ``DataLoader``
+(``num_workers``), progress lines, logging, the rank-0 JSON summary, figures (PNG + JSON data into each
+logger's run folder, and the logger's image API where it has one), the rich table and checkpoint state.
+
+A concrete evaluation implements only what is its own:
+
+* :meth:`~EvaluationCallback.evaluate_stage`: the summary of one stage (usually a call to its own
+  ``evaluate``, which computes per-batch columns with :meth:`~EvaluationCallback.collect` and summarises them);
+* :meth:`~EvaluationCallback.metrics`: the flat ``{name: value}`` to log;
+* :meth:`~EvaluationCallback.print_summary`, and optionally :meth:`~EvaluationCallback.figures`,
+  :meth:`~EvaluationCallback.texts`, :meth:`~EvaluationCallback.json_summary`, :meth:`~EvaluationCallback.state_fields`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+from matplotlib.figure import Figure
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from robustlit.attacks.eval_mode import check_gradients_available
+from robustlit.data.base import check_in_bounds
+from robustlit.utils import distributed
+from robustlit.utils.fingerprint import model_fingerprint
+
+Stage = Literal["validate", "test"]
+#: strides of the per-batch seed ``seed + BATCH_SEED_STRIDE * batch_id + PART_SEED_STRIDE * part``
+BATCH_SEED_STRIDE, PART_SEED_STRIDE = 100_003, 7919
+BatchFn = Callable[[Tensor, Tensor, int], dict[str, Tensor]]
+
+
+def dataset_of(loaders: object) -> Dataset:
+    """The dataset of a Trainer's (first) evaluation dataloader."""
+    loader = loaders[0] if isinstance(loaders, list | tuple) else loaders
+    return loader.dataset  # type: ignore[union-attr]
+
+
+def pct(value: float | None) -> str:
+    """A fraction as a percentage with two decimals; ``-`` for None or NaN."""
+    return "-" if value is None or value != value else f"{100 * value:.2f}%"
+
+
+def batch_seed(seed: int, batch_id: int, part: int = 0) -> int:
+    """Seed of part ``part`` (e.g. the k-th attack) of global batch ``batch_id``: never a function of the rank."""
+    return seed + BATCH_SEED_STRIDE * batch_id + PART_SEED_STRIDE * part
+
+
+@contextmanager
+def seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Run the body with the global RNGs (CPU, and ``device`` if CUDA) seeded, restoring them afterwards."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
+
+
+def scheduled(trainer: pl.Trainer, every_n_epochs: int) -> bool:
+    """Whether an evaluation every ``every_n_epochs`` epochs runs at this epoch of ``fit``: on multiples of
+    ``every_n_epochs`` and at the last epoch (always true outside ``fit``)."""
+    if trainer.state.fn != "fit":
+        return True
+    last_epoch = trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs
+    return (trainer.current_epoch + 1) % every_n_epochs == 0 or last_epoch
+
+
+class Progress:
+    """Examples done of this rank's share, printed by rank 0 at most every ``interval`` seconds (a plain line:
+    readable in a log file, and printed above a rich progress bar in a terminal)."""
+
+    def __init__(self, name: str, mine: int, total: int, interval: float = 10.0) -> None:
+        self.name, self.mine, self.total, self.interval = name, mine, total, interval
+        self.done, self.start = 0, time.monotonic()
+        self.last = self.start
+
+    def advance(self, examples: int) -> None:
+        self.done += examples
+        now = time.monotonic()
+        if now - self.last >= self.interval and distributed.world()[0] == 0:
+            self.last = now
+            share = "" if self.mine == self.total else f" (this rank's share of {self.total})"
+            print(f"{self.name}: {self.done}/{self.mine} examples{share}, {now - self.start:.0f} s", flush=True)
+
+
+class EvaluationCallback(Callback):
+    """Base class of evaluation callbacks: schedule, sharding, seeding, cache, reports and state.
+
+    Args:
+        num_examples: evaluate the first ``num_examples`` examples (``None``: all).
+        batch_size: examples per evaluation batch (the unit dealt to ranks, seeded and cached).
+        every_n_epochs: frequency during ``fit`` (the last epoch always runs).
+        stages: run at ``validate`` (incl. validation during fit) and/or ``test``.
+        seed: base seed of the evaluation's randomness.
+        cache_dir: directory of resumable per-batch results, keyed by a hash of the model weights
+            (``None``: no cache).
+        print_table: print the rich table at the end of fit/validate/test (rank 0).
+        num_workers: processes reading the evaluation batches (a ``DataLoader`` over the fixed batches).
+    """
+
+    #: ``<report_name>_<stage>.json`` in the log dir
+    report_name: ClassVar[str] = "evaluation"
+    #: title of the rich table (after ``<stage>: ``)
+    title: ClassVar[str] = "evaluation"
+    #: whether the evaluation computes gradients (attacks): checked at the start of validate/test
+    needs_gradients: ClassVar[bool] = False
+    default_stages: ClassVar[tuple[str, ...]] = ("validate", "test")
+
+    def __init__(
+        self,
+        num_examples: int | None,
+        batch_size: int,
+        every_n_epochs: int = 1,
+        stages: list[Stage] | None = None,
+        seed: int = 0,
+        cache_dir: str | None = None,
+        print_table: bool = True,
+        num_workers: int = 0,
+    ) -> None:
+        name = type(self).__name__
+        for field, value in (("num_examples", num_examples or 1), ("batch_size", batch_size)):
+            if value < 1:
+                raise ValueError(f"{name}.{field} must be >= 1; got {value}")
+        if num_workers < 0:
+            raise ValueError(f"{name}.num_workers must be >= 0; got {num_workers}")
+        if every_n_epochs < 1:
+            raise ValueError(f"{name}.every_n_epochs must be >= 1; got {every_n_epochs}")
+        self.num_examples, self.batch_size, self.every_n_epochs = num_examples, batch_size, every_n_epochs
+        self.stages = set(stages or self.default_stages)
+        self.seed = seed
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.print_table, self.num_workers = print_table, num_workers
+        self.results: dict[str, dict] = {}
+        self._limit: int | float = 1.0  # the Trainer's limit_val_batches / limit_test_batches during a run
+
+    # ---- what a concrete evaluation implements ---------------------------------------------------
+    def evaluate_stage(self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataset: Dataset, stage: str) -> dict:
+        """The summary of one evaluation of ``pl_module`` on ``dataset`` at ``stage`` (``val``/``test``; identical
+        on every rank)."""
+        raise NotImplementedError
+
+    def metrics(self, summary: dict, stage: str) -> dict[str, float]:
+        """The flat ``{metric name: value}`` logged for a summary."""
+        raise NotImplementedError
+
+    def print_summary(self, summary: dict, title: str) -> None:
+        """Print the rich table of a summary."""
+
+    def figures(self, summary: dict, stage: str, epoch: int) -> dict[str, tuple[Figure, Any]]:
+        """``{name: (figure, its data)}``; logged as ``<stage>/<name>``, saved as ``<name>_<stage>.png/.json``."""
+        return {}
+
+    def texts(self, summary: dict, stage: str) -> dict[str, str]:
+        """``{name: text}`` sent to loggers with a text API as ``<stage>/<name>``."""
+        return {}
+
+    def json_summary(self, summary: dict) -> dict:
+        """What goes into ``<report_name>_<stage>.json`` (default: the whole summary)."""
+        return summary
+
+    def state_fields(self) -> dict[str, Any]:
+        """What distinguishes two instances of the callback (their checkpoint state is kept apart)."""
+        return {"stages": sorted(self.stages)}
+
+    # ---- schedule --------------------------------------------------------------------------------
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.needs_gradients and "validate" in self.stages and not trainer.sanity_checking:
+            check_gradients_available()
+
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.needs_gradients and "test" in self.stages:
+            check_gradients_available()
+
+    def due(self, trainer: pl.Trainer) -> bool:
+        """Whether validation at this point runs the evaluation: every ``every_n_epochs`` and at the last epoch."""
+        if "validate" not in self.stages or trainer.sanity_checking:
+            return False
+        return scheduled(trainer, self.every_n_epochs)
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.due(trainer):
+            self.run(trainer, pl_module, "val", dataset_of(trainer.val_dataloaders))
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if "test" in self.stages:
+            self.run(trainer, pl_module, "test", dataset_of(trainer.test_dataloaders))
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._print("val")
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.state.fn == "validate":
+            self._print("val")
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._print("test")
+
+    # ---- one evaluation --------------------------------------------------------------------------
+    def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str, dataset: Dataset) -> None:
+        """Evaluate, log the metrics, keep the summary, write JSON and figures (collective under DDP)."""
+        # fast_dev_run sets both limits to 1 (one batch)
+        self._limit = trainer.limit_val_batches if stage == "val" else trainer.limit_test_batches
+        try:
+            summary = self.evaluate_stage(trainer, pl_module, dataset, stage)
+        finally:
+            self._limit = 1.0
+        summary["epoch"] = trainer.current_epoch
+        self.results[stage] = summary
+        pl_module.log_dict(self.metrics(summary, stage), on_step=False, on_epoch=True, sync_dist=True)
+        log_dir = trainer.log_dir  # a collective under DDP: read it on every rank
+        self._report(trainer, log_dir, stage, summary)
+
+    def size(self, dataset: Dataset) -> int:
+        """How many examples are evaluated: the first ``num_examples``, within the Trainer's limit."""
+        n = len(dataset) if self.num_examples is None else min(self.num_examples, len(dataset))  # type: ignore[arg-type]
+        return self.within_limit(n, self.batch_size)
+
+    def within_limit(self, n: int, per_batch: int) -> int:
+        """At most what the Trainer's ``limit_val_batches`` / ``limit_test_batches`` lets this run see: an int
+        counts batches of ``per_batch`` examples, a float is a fraction of the ``n`` examples (at least one)."""
+        limit = self._limit
+        if isinstance(limit, int):
+            return min(n, limit * per_batch)
+        return n if limit >= 1.0 else max(1, int(n * limit))
+
+    def collect(
+        self,
+        dataset: Dataset,
+        batch_fn: BatchFn,
+        device: torch.device,
+        bounds: tuple[float, float] | None,
+        cache_model: nn.Module | None = None,
+        cache_tag: str = "",
+    ) -> dict[str, Tensor]:
+        """Per-example columns of the first :meth:`size` examples, gathered in index order (every rank).
+
+        ``batch_fn(x, y, batch_id)`` returns ``{column: (B, ...) tensor}`` for one batch; whole batches are
+        dealt to ranks (:func:`robustlit.utils.distributed.map_sharded`), so results do not depend on the
+        world size. ``label`` and ``index`` columns are added. With ``cache_dir`` and ``cache_model``, a
+        finished batch is stored under a hash of the model weights (and ``cache_tag``) and reused.
+        """
+        if self.needs_gradients:
+            check_gradients_available()
+        n = self.size(dataset)
+        cache = self._cache_root(cache_model, n, cache_tag)
+        mine = distributed.my_batches(n, self.batch_size)
+        cached = {b for b, _ in mine if cache is not None and (cache / f"batch{b:06d}.pt").exists()}
+        # the batches still to compute, read in this order (num_workers processes may prefetch them)
+        todo = [indices for b, indices in mine if b not in cached]
+        loader = iter(DataLoader(dataset, batch_sampler=todo, num_workers=self.num_workers))  # type: ignore[arg-type]
+        progress = Progress(f"{type(self).__name__}", sum(len(indices) for _, indices in mine), n)
+
+        def one_batch(batch_id: int, indices: list[int]) -> dict[str, Tensor]:
+            path = cache / f"batch{batch_id:06d}.pt" if cache is not None else None
+            if path is not None and batch_id in cached:
+                row = torch.load(path)
+            else:
+                x, y = next(loader)[:2]
+                x, y = x.to(device), y.to(device)
+                check_in_bounds(x, bounds, type(self).__name__)
+                row = {"label": y, **batch_fn(x, y, batch_id)}
+                row = {key: value.detach().cpu() for key, value in row.items()}
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    torch.save(row, path.with_suffix(".tmp"))
+                    path.with_suffix(".tmp").replace(path)
+            progress.advance(len(indices))
+            return row
+
+        return distributed.map_sharded(n, self.batch_size, one_batch)
+
+    def seeded(self, batch_id: int, part: int, device: torch.device) -> Any:
+        """Context in which the randomness of ``part`` of batch ``batch_id`` is fixed, whatever the world size."""
+        return seeded(batch_seed(self.seed, batch_id, part), device)
+
+    def _cache_root(self, model: nn.Module | None, n: int, tag: str) -> Path | None:
+        if self.cache_dir is None or model is None:
+            return None
+        leaf = f"n{n}-bs{self.batch_size}-seed{self.seed}" + (f"-{tag}" if tag else "")
+        return self.cache_dir / type(self).__name__ / f"model-{model_fingerprint(model)}" / leaf
+
+    # ---- reports ---------------------------------------------------------------------------------
+    @rank_zero_only
+    def _report(self, trainer: pl.Trainer, log_dir: str | None, stage: str, summary: dict) -> None:
+        folders = {Path(d) for d in [log_dir, *(_folder_of(lg) for lg in trainer.loggers)] if d is not None}
+        for folder in folders:
+            folder.mkdir(parents=True, exist_ok=True)
+        if log_dir is not None:
+            path = Path(log_dir) / f"{self.report_name}_{stage}.json"
+            path.write_text(json.dumps(self.json_summary(summary), indent=2))
+        for name, (figure, data) in self.figures(summary, stage, trainer.current_epoch).items():
+            stem = f"{name.replace('/', '_')}_{stage}"
+            for folder in folders:
+                figure.savefig(folder / f"{stem}.png", dpi=120)
+                (folder / f"{stem}.json").write_text(json.dumps(data, indent=2))
+            for logger in trainer.loggers:
+                if isinstance(logger, TensorBoardLogger):
+                    logger.experiment.add_figure(
+                        f"{stage}/{name}", figure, global_step=trainer.global_step, close=False
+                    )
+        for name, text in self.texts(summary, stage).items():
+            for logger in trainer.loggers:
+                if isinstance(logger, TensorBoardLogger):
+                    logger.experiment.add_text(f"{stage}/{name}", text, trainer.global_step)
+
+    @rank_zero_only
+    def _print(self, stage: str) -> None:
+        if self.print_table and stage in self.results:
+            self.print_summary(self.results[stage], title=f"{stage}: {self.title}")
+
+    # ---- checkpoint state ------------------------------------------------------------------------
+    @property
+    def state_key(self) -> str:
+        """Unique per configuration, so several instances (e.g. one per stage) can be checkpointed."""
+        return self._generate_state_key(**self.state_fields())
+
+    def state_dict(self) -> dict:
+        return {"results": self.results}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.results = state_dict.get("results", {})
+
+
+def _folder_of(logger: object) -> str | None:
+    """The run folder of a logger (``log_dir``, else ``save_dir``), or None."""
+    for attribute in ("log_dir", "save_dir"):
+        folder = getattr(logger, attribute, None)
+        if isinstance(folder, str | Path):
+            return str(folder)
+    return None
+
+
+__all__ = ["EvaluationCallback", "Stage", "batch_seed", "dataset_of", "pct", "scheduled", "seeded"]
