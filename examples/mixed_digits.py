@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 
 from robustlit.attacks.spec import AttackSpec
-from robustlit.callbacks.mixture_evaluation import MixtureEvaluation
-from robustlit.callbacks.mixture_figure import sweep_figure
-from robustlit.callbacks.mixture_table import print_mixture_table
+from robustlit.mixed.evaluation import MixtureEvaluation
+from robustlit.mixed.sweep_figure import sweep_figure
+from robustlit.mixed.report_table import print_mixture_table
 from robustlit.cli import main
 from robustlit.data import DigitsDataModule
 from robustlit.mixed.module import MixedClassifierModule

@@ -10,6 +10,7 @@ from lightning.pytorch.cli import LightningCLI
 import robustlit.callbacks  # noqa: F401  (registers short class names)
 import robustlit.data  # noqa: F401
 import robustlit.methods  # noqa: F401
+import robustlit.mixed.evaluation  # noqa: F401  (MixtureEvaluation, by its short name too)
 import robustlit.mixed.module  # noqa: F401  (the mixed classifier's module, by its short name too)
 import robustlit.models  # noqa: F401
 from robustlit.callbacks.adversarial_evaluation import AdversarialEvaluation

@@ -5,7 +5,6 @@ from robustlit.callbacks.calibration import CalibrationEvaluation
 from robustlit.callbacks.certification import Certification
 from robustlit.callbacks.checkpoint import BestCheckpoint, best_and_last_checkpoints
 from robustlit.callbacks.evaluation import EvaluationCallback
-from robustlit.callbacks.mixture_evaluation import MixtureEvaluation
 
 __all__ = [
     "AdversarialEvaluation",
@@ -16,3 +15,13 @@ __all__ = [
     "MixtureEvaluation",
     "best_and_last_checkpoints",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``robustlit.callbacks.MixtureEvaluation`` lives in the mixed-classifier package; imported on first
+    use, since that module itself imports :mod:`robustlit.callbacks.evaluation` (no import cycle)."""
+    if name == "MixtureEvaluation":
+        from robustlit.mixed.evaluation import MixtureEvaluation
+
+        return MixtureEvaluation
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

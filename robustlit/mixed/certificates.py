@@ -60,7 +60,7 @@ def certify_smoothed_robust_branch(
     sigma: float,
     n0: int,
     n: int,
-    confidence_alpha: float = 0.001,
+    failure_prob: float = 0.001,
     batch_size: int = 1000,
     bounds: tuple[float, float] | None = (0.0, 1.0),
     generator: torch.Generator | None = None,
@@ -75,7 +75,7 @@ def certify_smoothed_robust_branch(
     (:data:`SMOOTHED_BRANCH_METRIC`, description :data:`SMOOTHED_BRANCH_CERTIFIES`).
 
     Bai et al.'s certificate (2023): ``r = (sigma/2) max(0, Phi^-1(alpha p1) - Phi^-1(alpha p2 + 1 -
-    alpha))`` with p1 the Clopper-Pearson lower bound (level ``1 - confidence_alpha``) of h's top
+    alpha))`` with p1 the Clopper-Pearson lower bound (level ``1 - failure_prob``) of h's top
     class under Gaussian noise, estimated on ``n`` draws independent of the ``n0`` selection draws,
     and p2 = 1 - p1. For alpha = 1 this is Cohen et al.'s radius. Radius 0 means no certificate (the
     prediction is still the smoothed h's top class). ``alpha`` must lower-bound the weight of the
@@ -86,7 +86,7 @@ def certify_smoothed_robust_branch(
     for xi in x:
         selected = int(smoothed.sample_counts(xi, n0, batch_size, generator).argmax())
         counts = smoothed.sample_counts(xi, n, batch_size, generator)
-        p1 = float(clopper_pearson_lower(int(counts[selected]), n, confidence_alpha))
+        p1 = float(clopper_pearson_lower(int(counts[selected]), n, failure_prob))
         predictions.append(selected)
         radii.append(float(smoothed_mixture_radius(p1, 1.0 - p1, alpha, sigma)))
     return torch.tensor(predictions, dtype=torch.long), torch.tensor(radii, dtype=torch.float64)

@@ -13,10 +13,10 @@ from mixed_toys import K, tiny_base, tiny_dataset, tiny_loader, tiny_module, tin
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from robustlit.attacks.spec import AttackSpec
-from robustlit.callbacks.mixture_evaluation import MixtureEvaluation, find_mixture
-from robustlit.callbacks.mixture_figure import sweep_figure
+from robustlit.mixed.evaluation import MixtureEvaluation, find_mixture
+from robustlit.mixed.sweep_figure import sweep_figure
 from robustlit.certify.bounds import clopper_pearson_lower
-from robustlit.certify.mixture_certify import certify_mixture_lipschitz, certify_mixture_smoothed
+from robustlit.mixed.certificates import certify_mixture_lipschitz, certify_smoothed_robust_branch
 from robustlit.certify.radius import cohen_radius
 from robustlit.certify.smoothing import SmoothedClassifier
 from robustlit.utils import distributed
@@ -99,7 +99,7 @@ def test_sweep_figure_draws_the_curve_and_the_three_models():
 def test_smoothed_mixture_certificate_matches_cohen_at_alpha_one():
     robust = tiny_base(1, 6)
     x, _ = tiny_dataset(3)[:]
-    pred, radius = certify_mixture_smoothed(
+    pred, radius = certify_smoothed_robust_branch(
         robust, x, alpha=1.0, sigma=0.25, n0=16, n=200, generator=torch.Generator().manual_seed(0)
     )
     smoothed = SmoothedClassifier(robust, 0.25)
@@ -110,7 +110,7 @@ def test_smoothed_mixture_certificate_matches_cohen_at_alpha_one():
         assert pred[i] == c
         assert radius[i].item() == pytest.approx(max(0.0, cohen_radius(p1, 0.25)) if p1 > 0.5 else 0.0, abs=1e-9)
     assert radius.max() > 0
-    _, below_half = certify_mixture_smoothed(robust, x, 0.4, 0.25, 16, 200)
+    _, below_half = certify_smoothed_robust_branch(robust, x, 0.4, 0.25, 16, 200)
     assert (below_half == 0).all()  # alpha < 1/2: no certificate whatever h does
 
 

@@ -24,15 +24,20 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from robustlit.attacks.adaptive_mixture import adaptive_pgd_attack
+from robustlit.mixed.adaptive_attack import adaptive_pgd_attack
 from robustlit.attacks.eval_mode import attack_mode
 from robustlit.attacks.registry import build_attack
 from robustlit.attacks.spec import AttackSpec
 from robustlit.callbacks.evaluation import EvaluationCallback, Stage, batch_seed
-from robustlit.callbacks.mixture_figure import sweep_figure
-from robustlit.callbacks.mixture_table import print_mixture_table
-from robustlit.certify.mixture_certify import certify_mixture_lipschitz, certify_mixture_smoothed
-from robustlit.models.mixture import MixedClassifier
+from robustlit.mixed.sweep_figure import sweep_figure
+from robustlit.mixed.report_table import print_mixture_table
+from robustlit.mixed.certificates import (
+    SMOOTHED_BRANCH_CERTIFIES,
+    SMOOTHED_BRANCH_METRIC,
+    certify_mixture_lipschitz,
+    certify_smoothed_robust_branch,
+)
+from robustlit.mixed.classifier import MixedClassifier
 
 MODELS = ("standard", "robust", "mixture")
 #: attacks that get an adaptive (alpha-pushing) twin on the mixture
@@ -46,7 +51,7 @@ def find_mixture(pl_module: nn.Module) -> MixedClassifier:
             return candidate
     raise TypeError(
         f"MixtureEvaluation needs a mixed classifier; {type(pl_module).__name__} has none. Use it with "
-        "robustlit.methods.mixed.MixedClassifierModule, or AdversarialEvaluation for ordinary models."
+        "robustlit.mixed.MixedClassifierModule, or AdversarialEvaluation for ordinary models."
     )
 
 
@@ -63,14 +68,16 @@ class MixtureEvaluation(EvaluationCallback):
     - a constant-alpha sweep (``sweep_alphas``) of clean vs robust accuracy under ``attacks[0]``,
       logged as a figure to TensorBoard and saved as PNG/JSON in the log dir;
     - certified accuracy of the mixture: Lipschitz version (``lipschitz`` = a sound bound on the
-      Lipschitz constant of h's softmax outputs) and/or randomized-smoothing version when the robust
-      base is a smoothed classifier (``smoothing_sigma``; Monte Carlo with ``n0``/``n`` draws). Both
+      Lipschitz constant of h's softmax outputs), and, with ``smoothing_sigma``, a certificate of a
+      *different* model, ``smoothed_robust_branch``: (1 - alpha) g + alpha Smooth_sigma(h), the mixture
+      whose robust branch is the Gaussian-smoothed h (Monte Carlo with ``n0``/``n`` draws). It is not a
+      certificate of the evaluated mixture, which mixes the raw h; its name and the table say so. Both
       use a lower bound on alpha over the ball: the constant alpha or the mixing net's ``alpha_min``.
 
     Metrics: ``<stage>/mixture_eval/<model>/clean_acc``, ``.../robust_acc/<attack>``,
     ``.../robust_acc/adaptive_<attack>``, ``.../robust_acc/worst``, ``<stage>/mixture_eval/mixture/
     alpha_clean|alpha_adaptive``, ``<stage>/mixture_sweep/alpha_<a>/clean_acc|robust_acc``,
-    ``<stage>/mixture_certified/<lipschitz|smoothing>/acc_at_<r>|mean_radius``. Examples are dealt
+    ``<stage>/mixture_certified/<lipschitz|smoothed_robust_branch>/acc_at_<r>|mean_radius``. Examples are dealt
     to DDP ranks in whole fixed batches (seeded by batch index) without padding, as in
     ``AdversarialEvaluation``; a rich table is printed at the end (rank 0).
 
@@ -86,7 +93,7 @@ class MixtureEvaluation(EvaluationCallback):
         lipschitz: Lipschitz bound for the Lipschitz certificate (``None``: skip it).
         smoothing_sigma: noise level if h is a Gaussian-smoothed classifier (``None``: skip it).
         n0, n: selection / estimation samples of the smoothing certificate.
-        confidence_alpha: error probability of the Clopper-Pearson bound.
+        failure_prob: error probability of the Clopper-Pearson bound.
         certified_radii: radii at which certified accuracy is logged.
         print_table: print the rich table at the end of fit/validate/test (rank 0).
         num_workers: processes reading the evaluation batches (0: in the main process).
@@ -109,7 +116,7 @@ class MixtureEvaluation(EvaluationCallback):
         smoothing_sigma: PositiveFloat | None = None,
         n0: PositiveInt = 100,
         n: PositiveInt = 1000,
-        confidence_alpha: OpenUnitInterval = 0.001,
+        failure_prob: OpenUnitInterval = 0.001,
         certified_radii: list[NonNegativeFloat] | None = None,
         print_table: bool = True,
         num_workers: NonNegativeInt = 0,
@@ -123,14 +130,14 @@ class MixtureEvaluation(EvaluationCallback):
         for field, values in (("bce_weights", self.bce_weights), ("sweep_alphas", self.sweep_alphas)):
             if any(not 0.0 <= v <= 1.0 for v in values):
                 raise ValueError(f"MixtureEvaluation.{field} must lie in [0, 1]; got {values}")
-        if not 0.0 < confidence_alpha < 1.0:
-            raise ValueError(f"MixtureEvaluation.confidence_alpha must lie in (0, 1); got {confidence_alpha}")
+        if not 0.0 < failure_prob < 1.0:
+            raise ValueError(f"MixtureEvaluation.failure_prob must lie in (0, 1); got {failure_prob}")
         for field, value in (("lipschitz", lipschitz), ("smoothing_sigma", smoothing_sigma)):
             if value is not None and not value > 0:
                 raise ValueError(f"MixtureEvaluation.{field} must be positive or null; got {value}")
         super().__init__(num_examples, batch_size, every_n_epochs, stages, seed, None, print_table, num_workers)
         self.lipschitz, self.smoothing_sigma = lipschitz, smoothing_sigma
-        self.n0, self.n, self.confidence_alpha = n0, n, confidence_alpha
+        self.n0, self.n, self.failure_prob = n0, n, failure_prob
         self.certified_radii = sorted(set(certified_radii or [0.0, 0.1, 0.2]))
 
     @property
@@ -242,19 +249,19 @@ class MixtureEvaluation(EvaluationCallback):
             out["cert/lipschitz/correct"], out["cert/lipschitz/radius"] = (pred == y).cpu(), radius.cpu()
         if self.smoothing_sigma is not None:
             generator = torch.Generator(device=x.device).manual_seed(batch_seed(self.seed, batch_id) + 17)
-            pred, radius = certify_mixture_smoothed(
+            pred, radius = certify_smoothed_robust_branch(
                 mixture.robust,
                 x,
                 alpha,
                 self.smoothing_sigma,
                 self.n0,
                 self.n,
-                self.confidence_alpha,
+                self.failure_prob,
                 batch_size=max(self.batch_size, 100),
                 bounds=bounds,
                 generator=generator,
             )
-            out["cert/smoothing/correct"], out["cert/smoothing/radius"] = (
+            out[f"cert/{SMOOTHED_BRANCH_METRIC}/correct"], out[f"cert/{SMOOTHED_BRANCH_METRIC}/radius"] = (
                 (pred.to(y.device) == y).cpu(),
                 radius,
             )
@@ -309,8 +316,14 @@ class MixtureEvaluation(EvaluationCallback):
         for kind, params in (
             ("lipschitz", {"lipschitz": self.lipschitz}),
             (
-                "smoothing",
-                {"sigma": self.smoothing_sigma, "n0": self.n0, "n": self.n, "alpha": self.confidence_alpha},
+                SMOOTHED_BRANCH_METRIC,
+                {
+                    "certifies": SMOOTHED_BRANCH_CERTIFIES,
+                    "sigma": self.smoothing_sigma,
+                    "n0": self.n0,
+                    "n": self.n,
+                    "failure_prob": self.failure_prob,
+                },
             ),
         ):
             if f"cert/{kind}/radius" not in columns:

@@ -56,7 +56,8 @@ def print_mixture_table(summary: dict, title: str, console: Console | None = Non
     captions = []
     for kind, res in summary.get("certified", {}).items():
         accs = ", ".join(f"r={r}: {_pct(v)}" for r, v in res["acc_at"].items())
-        captions.append(f"certified ({kind}, alpha >= {res['mixture_alpha_lower_bound']:.3g}): {accs}")
+        model = "smoothed robust branch, not the evaluated mixture" if kind == "smoothed_robust_branch" else kind
+        captions.append(f"certified ({model}, alpha >= {res['mixture_alpha_lower_bound']:.3g}): {accs}")
     if captions:
         table.caption = "\n".join(captions)
     if console is None:
