@@ -24,12 +24,12 @@ from pathlib import Path
 import torch
 
 from robustlit.attacks.spec import AttackSpec
-from robustlit.mixed.evaluation import MixtureEvaluation
-from robustlit.mixed.sweep_figure import sweep_figure
-from robustlit.mixed.report_table import print_mixture_table
 from robustlit.cli import main
 from robustlit.data import DigitsDataModule
+from robustlit.mixed.evaluation import MixtureEvaluation
 from robustlit.mixed.module import MixedClassifierModule
+from robustlit.mixed.report_table import print_mixture_table
+from robustlit.mixed.sweep_figure import sweep_figure
 
 REPO = Path(__file__).resolve().parents[1]
 CHECKPOINTS = REPO / "checkpoints"

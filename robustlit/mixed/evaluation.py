@@ -24,13 +24,11 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from robustlit.mixed.adaptive_attack import adaptive_pgd_attack
 from robustlit.attacks.eval_mode import attack_mode
 from robustlit.attacks.registry import build_attack
 from robustlit.attacks.spec import AttackSpec
 from robustlit.callbacks.evaluation import EvaluationCallback, Stage, batch_seed
-from robustlit.mixed.sweep_figure import sweep_figure
-from robustlit.mixed.report_table import print_mixture_table
+from robustlit.mixed.adaptive_attack import adaptive_pgd_attack
 from robustlit.mixed.certificates import (
     SMOOTHED_BRANCH_CERTIFIES,
     SMOOTHED_BRANCH_METRIC,
@@ -38,6 +36,8 @@ from robustlit.mixed.certificates import (
     certify_smoothed_robust_branch,
 )
 from robustlit.mixed.classifier import MixedClassifier
+from robustlit.mixed.report_table import print_mixture_table
+from robustlit.mixed.sweep_figure import sweep_figure
 
 MODELS = ("standard", "robust", "mixture")
 #: attacks that get an adaptive (alpha-pushing) twin on the mixture

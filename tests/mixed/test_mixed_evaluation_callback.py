@@ -13,12 +13,12 @@ from mixed_toys import K, tiny_base, tiny_dataset, tiny_loader, tiny_module, tin
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from robustlit.attacks.spec import AttackSpec
-from robustlit.mixed.evaluation import MixtureEvaluation, find_mixture
-from robustlit.mixed.sweep_figure import sweep_figure
 from robustlit.certify.bounds import clopper_pearson_lower
-from robustlit.mixed.certificates import certify_mixture_lipschitz, certify_smoothed_robust_branch
 from robustlit.certify.radius import cohen_radius
 from robustlit.certify.smoothing import SmoothedClassifier
+from robustlit.mixed.certificates import certify_mixture_lipschitz, certify_smoothed_robust_branch
+from robustlit.mixed.evaluation import MixtureEvaluation, find_mixture
+from robustlit.mixed.sweep_figure import sweep_figure
 from robustlit.utils import distributed
 
 PGD = AttackSpec("pgd", "Linf", 0.2, 3, 0.1)
