@@ -42,15 +42,24 @@ def load_module(ckpt_path: str | Path, map_location: str | torch.device = "cpu")
         raise CheckpointError(f"cannot rebuild the {method.__name__} stored in {path}: {error}") from error
 
 
-def load_classifier(ckpt_path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
+def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
     """``nn.Module`` in eval mode mapping [0, 1] inputs to logits (normalisation inside).
 
-    Ready for torchattacks, AutoAttack or RobustBench-style evaluation::
+    ``path`` is an export written by ``python -m robustlit.export`` (a folder holding
+    ``model.safetensors``, or that ``.safetensors`` file): loaded without unpickling anything; or a
+    Lightning checkpoint (``.ckpt``): unpickled, so load only checkpoints you trust. Ready for
+    torchattacks, AutoAttack or RobustBench-style evaluation::
 
-        model = robustlit.load_classifier("runs/digits-trades/version_0/checkpoints/best.ckpt")
+        model = robustlit.load_classifier("exports/digits-trades")
         x_adv = torchattacks.PGD(model, eps=8/255)(x, y)
     """
-    return load_module(ckpt_path, map_location).classifier.eval()
+    from robustlit.interop.exported import is_export, load_export
+
+    if is_export(path):
+        return load_export(path, str(map_location))
+    if Path(path).is_dir():
+        raise CheckpointError(f"{path} is a folder without model.safetensors: not a robustlit export")
+    return load_module(path, map_location).classifier.eval()
 
 
 def _rebuild(method: type, checkpoint: dict):  # noqa: ANN202 - returns a RobustClassifier

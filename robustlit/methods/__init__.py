@@ -3,6 +3,7 @@
 from robustlit.methods.adversarial import AdversarialTraining
 from robustlit.methods.base import NonFiniteLossError, RobustClassifier
 from robustlit.methods.dro import DROAdversarialTraining
+from robustlit.methods.external import PretrainedClassifier
 from robustlit.methods.gaussian_smoothing import GaussianSmoothing
 from robustlit.methods.instance_reweighted import GAIRAT, MAIL, InstanceReweightedAT
 from robustlit.methods.label_smoothing import ARAdaLS, LabelSmoothing
@@ -15,6 +16,7 @@ __all__ = [
     "GAIRAT",
     "MAIL",
     "PGDAT",
+    "PretrainedClassifier",
     "TRADES",
     "ARAdaLS",
     "AdversarialTraining",
