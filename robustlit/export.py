@@ -81,7 +81,7 @@ def _architecture(stored: Any, backbone: nn.Module, init_args: dict[str, Any] | 
         raise ValueError(
             f"the checkpoint does not record how its {type(backbone).__name__} backbone was built (a module made "
             "in Python, not by the robustlit CLI); pass its constructor arguments, e.g. "
-            "--backbone-init-args '{\"num_classes\": 10, \"width\": 32}'"
+            '--backbone-init-args \'{"num_classes": 10, "width": 32}\''
         )
     return {"class_path": f"{type(backbone).__module__}.{type(backbone).__qualname__}", "init_args": init_args}
 
