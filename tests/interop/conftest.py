@@ -1,0 +1,72 @@
+"""One digits model trained through the CLI, shared by the interop tests (a few seconds on CPU)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import save_file
+
+import robustlit
+from robustlit.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+PGD = {"name": "pgd", "norm": "Linf", "eps": 0.2, "steps": 10, "step_size": 0.05}
+PGD_METRIC = "pgd10_linf_0.2"
+NUM_EXAMPLES = 200
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    root: Path
+    config: Path  # the training config (digits Standard, SmallCNN width 32)
+    ckpt: Path
+    backbone_pt: Path
+    backbone_safetensors: Path
+
+
+def quiet_trainer(trainer: dict, root: Path, name: str) -> dict:
+    trainer.update(accelerator="cpu", devices=1, enable_progress_bar=False, enable_model_summary=False)
+    trainer["logger"] = {
+        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+        "init_args": {"save_dir": str(root / "runs"), "name": name},
+    }
+    return trainer
+
+
+def eval_fragment(root: Path, name: str, attacks: list[dict] | None = None, num_examples: int = NUM_EXAMPLES) -> Path:
+    """A config fragment: the test-stage attack every comparison uses, and a logger of its own."""
+    callback = {
+        "class_path": "robustlit.callbacks.AdversarialEvaluation",
+        "init_args": {
+            "attacks": attacks or [PGD],
+            "num_examples": num_examples,
+            "batch_size": 100,
+            "stages": ["test"],
+            "print_table": False,
+        },
+    }
+    fragment = {"seed_everything": 0, "trainer": quiet_trainer({"callbacks": [callback]}, root, name)}
+    path = root / f"eval-{name}.yaml"
+    path.write_text(yaml.safe_dump(fragment, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    root = tmp_path_factory.mktemp("interop")
+    config = yaml.safe_load((REPO / "configs" / "digits" / "standard.yaml").read_text())
+    config["test_after_fit"] = False
+    config["trainer"] = quiet_trainer({"max_epochs": 3, "num_sanity_val_steps": 0}, root, "digits-standard")
+    config["model"]["init_args"]["lr_scheduler"]["init_args"]["T_max"] = 3
+    path = root / "standard.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    main(["fit", "--config", str(path)])
+    ckpt = next(root.glob("runs/digits-standard/version_0/checkpoints/last.ckpt"))
+    backbone = robustlit.load_module(ckpt).backbone.state_dict()
+    torch.save(backbone, root / "backbone.pt")
+    save_file(backbone, str(root / "backbone.safetensors"))
+    return TrainedRun(root, path, ckpt, root / "backbone.pt", root / "backbone.safetensors")
