@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from robustlit.checkpoint import module_from_checkpoint, read_checkpoint
@@ -28,13 +29,18 @@ _NOT_HYPERPARAMETERS = {"_instantiator", "_class_path", "backbone", "num_classes
 
 
 def export_checkpoint(
-    ckpt_path: str | Path, outdir: str | Path, backbone_init_args: dict[str, Any] | None = None
+    ckpt_path: str | Path,
+    outdir: str | Path,
+    backbone_init_args: dict[str, Any] | None = None,
+    eval_dir: str | Path | None = None,
 ) -> Path:
     """Write the classifier of ``ckpt_path`` (a robustlit checkpoint you trust: it is unpickled once,
     here) to ``outdir`` as model.safetensors + config.json + README.md; returns ``outdir``.
 
     The architecture's class path and init args come from the checkpoint's hyperparameters (runs of
-    the ``robustlit`` CLI store them); a backbone built in Python needs ``backbone_init_args``.
+    the ``robustlit`` CLI store them); a backbone built in Python needs ``backbone_init_args``. The
+    card's evaluation summary is read from ``eval_dir`` (the folder of a ``robustlit test`` run),
+    by default the checkpoint's own run folder (where ``test_after_fit`` writes it).
     """
     checkpoint = read_checkpoint(ckpt_path)
     module = module_from_checkpoint(checkpoint, ckpt_path)
@@ -60,7 +66,7 @@ def export_checkpoint(
             "max_epochs": config.get("trainer", {}).get("max_epochs"),
             "seed": config.get("seed_everything"),
         },
-        "evaluation": evaluation_summary(run_dir),
+        "evaluation": evaluation_summary(eval_dir if eval_dir is not None else run_dir),
         "source_checkpoint": Path(ckpt_path).name,
         "versions": library_versions(),
     }
@@ -87,8 +93,15 @@ def _architecture(stored: Any, backbone: nn.Module, init_args: dict[str, Any] | 
 
 
 def _float32(values: Any) -> list[float]:
-    """8 significant digits: short in the card, and exactly the same float32 when read back."""
-    return [float(f"{v:.8g}") for v in values.tolist()]
+    """The shortest decimals that read back as exactly the same float32 values (0.3, not 0.30000001)."""
+    out = []
+    for value in values.tolist():
+        for digits in range(6, 10):
+            short = float(f"{value:.{digits}g}")
+            if torch.tensor(short, dtype=torch.float32).item() == value:
+                break
+        out.append(short)
+    return out
 
 
 def _jsonable(value: Any) -> Any:
@@ -145,13 +158,14 @@ def model_card(card: dict[str, Any], name: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m robustlit.export CKPT OUTDIR [--backbone-init-args JSON]``; exit status 0 on success."""
+    """``python -m robustlit.export CKPT OUTDIR [--eval-dir RUN] [--backbone-init-args JSON]``; exit 0 on success."""
     parser = argparse.ArgumentParser(prog="robustlit-export", description=__doc__.split("\n")[0])
     parser.add_argument("checkpoint", help="robustlit checkpoint (.ckpt) to export")
     parser.add_argument("outdir", help="folder to write model.safetensors, config.json and README.md to")
     parser.add_argument("--backbone-init-args", type=json.loads, default=None, help="JSON constructor arguments")
+    parser.add_argument("--eval-dir", default=None, help="`robustlit test` run folder for the card")
     args = parser.parse_args(argv)
-    outdir = export_checkpoint(args.checkpoint, args.outdir, args.backbone_init_args)
+    outdir = export_checkpoint(args.checkpoint, args.outdir, args.backbone_init_args, args.eval_dir)
     print(f"exported {args.checkpoint} to {outdir}/ ({WEIGHTS_FILE}, {CARD_FILE}, {README_FILE})")
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,3 +71,30 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
     torch.save(backbone, root / "backbone.pt")
     save_file(backbone, str(root / "backbone.safetensors"))
     return TrainedRun(root, path, ckpt, root / "backbone.pt", root / "backbone.safetensors")
+
+
+@dataclass(frozen=True)
+class CheckpointEvaluation:
+    log_dir: Path  # the `robustlit test` run folder (adversarial_evaluation_test.json, config.yaml)
+    results: dict  # test/acc, clean_acc, pgd robust accuracy, num_examples
+
+
+def results_of(cli) -> dict:  # noqa: ANN001 - the RobustLitCLI main() returns
+    """The numbers every comparison uses, read from the callback's JSON and Lightning's metrics."""
+    summary = json.loads((Path(cli.trainer.log_dir) / "adversarial_evaluation_test.json").read_text())
+    return {
+        "test/acc": cli.trainer.callback_metrics["test/acc"].item(),
+        "clean_acc": summary["clean_acc"],
+        "pgd": summary["attacks"][PGD_METRIC]["robust_acc"],
+        "num_examples": summary["num_examples"],
+    }
+
+
+@pytest.fixture(scope="session")
+def checkpoint_evaluation(trained_run: TrainedRun) -> CheckpointEvaluation:
+    """``robustlit test --config <training config> --config <attack fragment> --ckpt_path last.ckpt``."""
+    fragment = eval_fragment(trained_run.root, "from-ckpt")
+    cli = main(
+        ["test", "--config", str(trained_run.config), "--config", str(fragment), "--ckpt_path", str(trained_run.ckpt)]
+    )
+    return CheckpointEvaluation(Path(cli.trainer.log_dir), results_of(cli))

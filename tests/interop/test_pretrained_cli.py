@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import PGD_METRIC, REPO, TrainedRun, eval_fragment
+from conftest import REPO, CheckpointEvaluation, TrainedRun, eval_fragment, results_of
 
 import robustlit
 from robustlit.cli import main
@@ -17,23 +17,9 @@ PRETRAINED_CONFIG = REPO / "configs" / "eval" / "pretrained_digits.yaml"
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning", "ignore::torch.jit.TracerWarning")
 
 
-def _results(cli) -> dict:  # noqa: ANN001 - the RobustLitCLI main() returns
-    summary = json.loads((Path(cli.trainer.log_dir) / "adversarial_evaluation_test.json").read_text())
-    return {
-        "test/acc": cli.trainer.callback_metrics["test/acc"].item(),
-        "clean_acc": summary["clean_acc"],
-        "pgd": summary["attacks"][PGD_METRIC]["robust_acc"],
-        "num_examples": summary["num_examples"],
-    }
-
-
 @pytest.fixture(scope="module")
-def from_checkpoint(trained_run: TrainedRun) -> dict:
-    fragment = eval_fragment(trained_run.root, "from-ckpt")
-    cli = main(
-        ["test", "--config", str(trained_run.config), "--config", str(fragment), "--ckpt_path", str(trained_run.ckpt)]
-    )
-    return _results(cli)
+def from_checkpoint(checkpoint_evaluation: CheckpointEvaluation) -> dict:
+    return checkpoint_evaluation.results
 
 
 def _pretrained(trained_run: TrainedRun, name: str, *overrides: str):  # noqa: ANN202
@@ -54,7 +40,7 @@ def test_state_dict_from_cli_matches_checkpoint(trained_run: TrainedRun, from_ch
     path = getattr(trained_run, weights)
     cli = _pretrained(trained_run, f"pretrained-{weights}", "--model.init_args.source.path", str(path))
     assert not list(Path(cli.trainer.log_dir).rglob("*.ckpt"))  # nothing trained, nothing saved
-    assert _results(cli) == from_checkpoint
+    assert results_of(cli) == from_checkpoint
 
 
 def test_data_normalization_is_the_stated_one(trained_run: TrainedRun, from_checkpoint: dict) -> None:
@@ -65,7 +51,7 @@ def test_data_normalization_is_the_stated_one(trained_run: TrainedRun, from_chec
         "--model.init_args.normalization", "data",
     )  # fmt: skip
     assert cli.model.classifier[0].mean.tolist() == pytest.approx([0.3])
-    assert _results(cli) == from_checkpoint
+    assert results_of(cli) == from_checkpoint
 
 
 def test_torchscript_from_cli_matches_checkpoint(trained_run: TrainedRun, from_checkpoint: dict) -> None:
@@ -79,7 +65,7 @@ def test_torchscript_from_cli_matches_checkpoint(trained_run: TrainedRun, from_c
     )
     normalize = cli.model.classifier[0]  # the linked digits mean/std are ignored: no double normalisation
     assert normalize.mean.tolist() == [0.0] and normalize.std.tolist() == [1.0]
-    assert _results(cli) == from_checkpoint
+    assert results_of(cli) == from_checkpoint
 
 
 def test_double_normalisation_changes_the_numbers(trained_run: TrainedRun, from_checkpoint: dict) -> None:
@@ -92,4 +78,4 @@ def test_double_normalisation_changes_the_numbers(trained_run: TrainedRun, from_
     cli = _pretrained(
         trained_run, "pretrained-twice", "--model.init_args.source", source, "--model.init_args.normalization", "data"
     )
-    assert _results(cli)["clean_acc"] != from_checkpoint["clean_acc"]
+    assert results_of(cli)["clean_acc"] != from_checkpoint["clean_acc"]
