@@ -20,12 +20,16 @@ MODEL_INFO_FILE = "robustbench_model_info.json"
 
 
 def format_eps(eps: float, norm: str) -> str:
-    """RobustBench's spelling of a radius: ``8/255`` for Linf multiples of 1/255, else ``0.5``."""
+    """RobustBench's spelling of a radius: a short decimal when it is exact (``0.5``, ``0.031``, ``0.3``),
+    else a Linf multiple of 1/255 as a fraction (``8/255``), else four significant digits."""
+    short = f"{eps:.4g}"
+    if float(short) == eps:
+        return short
     if norm.lower() == "linf":
         steps = round(eps * 255)
-        if steps > 0 and abs(eps * 255 - steps) < 1e-3:
+        if steps > 0 and abs(eps * 255 - steps) < 1e-6:
             return f"{steps}/255"
-    return f"{eps:.4g}"
+    return short
 
 
 def percent(accuracy: float) -> str:
