@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 _DATASETS = {"CIFAR10DataModule": "cifar10", "CIFAR100DataModule": "cifar100", "MNISTDataModule": "mnist"}
@@ -27,7 +28,12 @@ def architecture_label(config: dict[str, Any]) -> str:
     init_args = (config.get("model") or {}).get("init_args") or {}
     if "source" in init_args:
         source = init_args["source"] or {}
-        return str(source.get("name") or _short(source.get("class_path")) or source.get("path") or "unknown")
+        kind = source.get("kind", "module")
+        if kind == "robustbench":
+            return str(source.get("name"))
+        if kind == "module":
+            return _short(source.get("class_path")) or "unknown"
+        return f"{Path(str(source.get('path'))).name} ({kind})"
     backbone = init_args.get("backbone") or {}
     name, args = _short(backbone.get("class_path")), backbone.get("init_args") or {}
     if name == "WideResNet" and "depth" in args:

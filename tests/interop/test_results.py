@@ -104,3 +104,20 @@ def test_leaderboard_command(checkpoint_evaluation: CheckpointEvaluation, tmp_pa
     assert out.read_text() == done.stdout and PGD_METRIC in done.stdout
     missing = subprocess.run([*command[:-1], str(tmp_path)], env=env, capture_output=True, text=True, timeout=300)
     assert missing.returncode != 0 and "adversarial_evaluation_test.json" in missing.stderr
+
+
+def test_architecture_labels() -> None:
+    from robustlit.results.labels import architecture_label
+
+    def pretrained(source: dict) -> dict:
+        return {"model": {"init_args": {"source": source}}}
+
+    wrn = {"class_path": "robustlit.models.WideResNet", "init_args": {"depth": 28, "widen_factor": 10}}
+    assert architecture_label({"model": {"init_args": {"backbone": wrn}}}) == "WideResNet-28-10"
+    assert (
+        architecture_label(pretrained({"kind": "robustbench", "name": "Carmon2019Unlabeled"})) == "Carmon2019Unlabeled"
+    )
+    assert architecture_label(pretrained({"kind": "module", "class_path": "a.b.Net"})) == "Net"
+    # a stale class_path left over from an earlier config does not name a TorchScript model
+    ts = {"kind": "torchscript", "path": "/x/model.ts", "class_path": "a.b.Net"}
+    assert architecture_label(pretrained(ts)) == "model.ts (torchscript)"
