@@ -79,3 +79,16 @@ def test_double_normalisation_changes_the_numbers(trained_run: TrainedRun, from_
         trained_run, "pretrained-twice", "--model.init_args.source", source, "--model.init_args.normalization", "data"
     )
     assert results_of(cli)["clean_acc"] != from_checkpoint["clean_acc"]
+
+
+def test_missing_weights_file_is_a_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-weights.safetensors"
+    # jsonargparse reports the loader's FileNotFoundError inside its instantiation error
+    with pytest.raises((FileNotFoundError, ValueError), match="no weights file at .*no-such-weights.safetensors"):
+        main(["test", "--config", str(PRETRAINED_CONFIG), "--model.init_args.source.path", str(missing)])
+
+
+def test_fit_is_refused(trained_run: TrainedRun) -> None:
+    args = ["fit", "--config", str(PRETRAINED_CONFIG), "--config", str(eval_fragment(trained_run.root, "refused"))]
+    with pytest.raises(RuntimeError, match="evaluation-only"):
+        main([*args, "--model.init_args.source.path", str(trained_run.backbone_pt), "--trainer.max_epochs", "1"])
