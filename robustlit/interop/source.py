@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -69,15 +69,6 @@ class ModelSource:
         """True when the source's models always normalise inside; None when the user must say."""
         return True if self.kind in ("robustbench", "robustlit") else None
 
-    @property
-    def architecture(self) -> str:
-        """A short architecture label for result files."""
-        if self.kind == "robustbench":
-            return str(self.name)
-        if self.kind == "module":
-            return str(self.class_path).rpartition(".")[2]
-        return Path(str(self.path)).stem
-
 
 def build_architecture(class_path: str, init_args: dict[str, Any] | None = None) -> nn.Module:
     """Instantiate ``class_path(**init_args)`` through jsonargparse (types checked, nested
@@ -97,8 +88,6 @@ def build_model(source: ModelSource) -> nn.Module:
         if source.path:
             missing, unexpected = model.load_state_dict(read_state_dict(source.path), strict=source.strict)
             if missing or unexpected:  # only reachable with strict=False: say what was skipped
-                import warnings
-
                 warnings.warn(f"{source.path}: missing keys {missing}, unexpected keys {unexpected}", stacklevel=2)
         return model.eval()
     if source.kind == "torchscript":

@@ -8,7 +8,9 @@ from typing import Any
 
 ADVERSARIAL_JSON = "adversarial_evaluation_{stage}.json"
 #: other evaluation summaries recorded when present (certification, calibration), test stage
-OTHER_SUMMARIES = ("certification_test.json", "certification/certification_test.json", "calibration_test.json")
+OTHER_SUMMARIES = ("certification_test.json", "calibration_test.json")
+#: entries left out of a shared summary (local file paths)
+PRIVATE_KEYS = frozenset({"file", "path", "output_dir", "cache_dir"})
 
 
 def run_dir_of(path: str | Path) -> Path:
@@ -56,7 +58,7 @@ def evaluation_summary(run_dir: str | Path) -> dict[str, Any]:
 
 def _scalars(value: Any, depth: int = 0) -> Any:
     if isinstance(value, dict) and depth < 4:
-        kept = {k: _scalars(v, depth + 1) for k, v in value.items()}
+        kept = {k: _scalars(v, depth + 1) for k, v in value.items() if k not in PRIVATE_KEYS}
         return {k: v for k, v in kept.items() if v is not None}
     if isinstance(value, bool | int | float | str):
         return value
