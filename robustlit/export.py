@@ -51,6 +51,11 @@ def export_checkpoint(
             "can be exported (a mixture or smoothed model needs its own format)"
         )
     hparams = dict(checkpoint["hyper_parameters"])
+    if "backbone" not in hparams:
+        raise ValueError(
+            f"{type(module).__name__} has no `backbone` argument (e.g. a mixture of several models, "
+            "docs/mixed_classifier.md); only Normalize -> backbone classifiers are exported"
+        )
     run_dir = run_dir_of(ckpt_path)
     config = read_config(run_dir)
     card = {

@@ -104,3 +104,40 @@ def test_export_command_exit_status(trained_run: TrainedRun, tmp_path: Path) -> 
         timeout=300,
     )
     assert bad.returncode != 0 and "missing.ckpt" in bad.stderr
+
+
+def test_backbone_built_in_python_needs_its_init_args(tmp_path: Path) -> None:
+    from robustlit.export import export_checkpoint
+    from robustlit.methods import Standard
+    from robustlit.models import SmallCNN
+
+    module = Standard(backbone=SmallCNN(10, 1, width=4, hidden=8), mean=(0.3,), std=(0.38,))
+    ckpt = tmp_path / "python.ckpt"
+    checkpoint = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}
+    torch.save({**checkpoint, "robustlit_class_path": "robustlit.methods.standard.Standard"}, ckpt)
+    with pytest.raises(ValueError, match="backbone-init-args"):
+        export_checkpoint(ckpt, tmp_path / "refused")
+    outdir = export_checkpoint(ckpt, tmp_path / "out", {"num_classes": 10, "in_channels": 1, "width": 4, "hidden": 8})
+    x = torch.rand(4, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(robustlit.load_classifier(outdir)(x), module.eval().classifier(x))
+
+
+def test_classifier_without_a_backbone_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from robustlit import export
+
+    def no_backbone(path: Path) -> dict:
+        return {"state_dict": {}, "hyper_parameters": {"alpha": 0.5}}
+
+    monkeypatch.setattr(export, "read_checkpoint", no_backbone)
+    monkeypatch.setattr(export, "module_from_checkpoint", lambda checkpoint, path: _FakeMixture())
+    with pytest.raises(ValueError, match="no `backbone` argument"):
+        export.export_checkpoint(tmp_path / "mixed.ckpt", tmp_path / "out")
+
+
+class _FakeMixture(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        from robustlit.models import Normalize
+
+        self.classifier = torch.nn.Sequential(Normalize(), torch.nn.Identity())
