@@ -122,3 +122,13 @@ def test_source_validation() -> None:
         ModelSource(kind="torchscript")
     with pytest.raises(ValueError, match="std must be positive"):
         InputNormalization([0.5], [0.0])
+
+
+def test_unimportable_robustbench_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    weights = tmp_path / "cifar10" / "Linf" / "Fake2024Model.pt"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"")
+    monkeypatch.setitem(sys.modules, "robustbench.utils", None)  # import fails, as torchattacks' stale copy does
+    source = ModelSource(kind="robustbench", name="Fake2024Model", model_dir=str(tmp_path))
+    with pytest.raises(RobustBenchUnavailableError, match="cannot import robustbench"):
+        build_model(source)
