@@ -1,9 +1,8 @@
-"""One digits model trained through the CLI, shared by the interop tests (a few seconds on CPU)."""
+"""One digits model trained through the CLI, and its checkpoint evaluation, shared by the interop tests."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,49 +10,19 @@ import torch
 import yaml
 from safetensors.torch import save_file
 
-import robustlit
-from robustlit.cli import main
+sys.path.insert(0, str(Path(__file__).parent))
 
-REPO = Path(__file__).resolve().parents[2]
-PGD = {"name": "pgd", "norm": "Linf", "eps": 0.2, "steps": 10, "step_size": 0.05}
-PGD_METRIC = "pgd10_linf_0.2"
-NUM_EXAMPLES = 200
+from interop_helpers import (  # noqa: E402
+    REPO,
+    CheckpointEvaluation,
+    TrainedRun,
+    eval_fragment,
+    quiet_trainer,
+    results_of,
+)
 
-
-@dataclass(frozen=True)
-class TrainedRun:
-    root: Path
-    config: Path  # the training config (digits Standard, SmallCNN width 32)
-    ckpt: Path
-    backbone_pt: Path
-    backbone_safetensors: Path
-
-
-def quiet_trainer(trainer: dict, root: Path, name: str) -> dict:
-    trainer.update(accelerator="cpu", devices=1, enable_progress_bar=False, enable_model_summary=False)
-    trainer["logger"] = {
-        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-        "init_args": {"save_dir": str(root / "runs"), "name": name},
-    }
-    return trainer
-
-
-def eval_fragment(root: Path, name: str, attacks: list[dict] | None = None, num_examples: int = NUM_EXAMPLES) -> Path:
-    """A config fragment: the test-stage attack every comparison uses, and a logger of its own."""
-    callback = {
-        "class_path": "robustlit.callbacks.AdversarialEvaluation",
-        "init_args": {
-            "attacks": attacks or [PGD],
-            "num_examples": num_examples,
-            "batch_size": 100,
-            "stages": ["test"],
-            "print_table": False,
-        },
-    }
-    fragment = {"seed_everything": 0, "trainer": quiet_trainer({"callbacks": [callback]}, root, name)}
-    path = root / f"eval-{name}.yaml"
-    path.write_text(yaml.safe_dump(fragment, sort_keys=False))
-    return path
+import robustlit  # noqa: E402
+from robustlit.cli import main  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -71,23 +40,6 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
     torch.save(backbone, root / "backbone.pt")
     save_file(backbone, str(root / "backbone.safetensors"))
     return TrainedRun(root, path, ckpt, root / "backbone.pt", root / "backbone.safetensors")
-
-
-@dataclass(frozen=True)
-class CheckpointEvaluation:
-    log_dir: Path  # the `robustlit test` run folder (adversarial_evaluation_test.json, config.yaml)
-    results: dict  # test/acc, clean_acc, pgd robust accuracy, num_examples
-
-
-def results_of(cli) -> dict:  # noqa: ANN001 - the RobustLitCLI main() returns
-    """The numbers every comparison uses, read from the callback's JSON and Lightning's metrics."""
-    summary = json.loads((Path(cli.trainer.log_dir) / "adversarial_evaluation_test.json").read_text())
-    return {
-        "test/acc": cli.trainer.callback_metrics["test/acc"].item(),
-        "clean_acc": summary["clean_acc"],
-        "pgd": summary["attacks"][PGD_METRIC]["robust_acc"],
-        "num_examples": summary["num_examples"],
-    }
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import yaml
-from conftest import PGD, PGD_METRIC, REPO, TrainedRun
+from interop_helpers import PGD, PGD_METRIC, REPO, TrainedRun
 
 DDP_CONFIG = REPO / "configs" / "eval" / "ddp.yaml"
 PRETRAINED_CONFIG = REPO / "configs" / "eval" / "pretrained_digits.yaml"

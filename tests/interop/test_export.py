@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import PGD_METRIC, REPO, CheckpointEvaluation, TrainedRun
+from interop_helpers import PGD_METRIC, REPO, CheckpointEvaluation, TrainedRun
 from safetensors.torch import save_file
 
 import robustlit

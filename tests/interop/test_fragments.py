@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, CheckpointEvaluation, TrainedRun, quiet_trainer
+from interop_helpers import REPO, CheckpointEvaluation, TrainedRun, quiet_trainer
 
 from robustlit.cli import main
 

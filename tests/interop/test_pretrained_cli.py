@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, CheckpointEvaluation, TrainedRun, eval_fragment, results_of
+from interop_helpers import REPO, CheckpointEvaluation, TrainedRun, eval_fragment, results_of
 
 import robustlit
 from robustlit.cli import main

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PGD, PGD_METRIC, REPO, CheckpointEvaluation, TrainedRun, eval_fragment
+from interop_helpers import PGD, PGD_METRIC, REPO, CheckpointEvaluation, TrainedRun, eval_fragment
 
 from robustlit.cli import main
 from robustlit.results import format_eps, leaderboard_markdown, robustbench_model_info
