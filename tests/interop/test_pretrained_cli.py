@@ -92,3 +92,21 @@ def test_fit_is_refused(trained_run: TrainedRun) -> None:
     args = ["fit", "--config", str(PRETRAINED_CONFIG), "--config", str(eval_fragment(trained_run.root, "refused"))]
     with pytest.raises(RuntimeError, match="evaluation-only"):
         main([*args, "--model.init_args.source.path", str(trained_run.backbone_pt), "--trainer.max_epochs", "1"])
+
+
+def test_command_line_only(trained_run: TrainedRun, from_checkpoint: dict) -> None:
+    # no model config file: `--model PretrainedClassifier` and dotted source keys, plus an attack fragment
+    fragment = eval_fragment(trained_run.root, "command-line")
+    cli = main(
+        [
+            "test", "--config", str(fragment),
+            "--model", "robustlit.methods.PretrainedClassifier",
+            "--model.init_args.source.kind", "module",
+            "--model.init_args.source.class_path", "robustlit.models.SmallCNN",
+            "--model.init_args.source.init_args", '{"num_classes": 10, "in_channels": 1, "width": 32}',
+            "--model.init_args.source.path", str(trained_run.backbone_pt),
+            "--model.init_args.normalization", '{"mean": [0.3], "std": [0.38]}',
+            "--data", "robustlit.data.DigitsDataModule",
+        ]
+    )  # fmt: skip
+    assert results_of(cli) == from_checkpoint
