@@ -16,12 +16,8 @@ class CheckpointError(RuntimeError):
     """A checkpoint file is missing, corrupt, or not a robustlit checkpoint."""
 
 
-def load_module(ckpt_path: str | Path, map_location: str | torch.device = "cpu"):  # noqa: ANN201
-    """The full LightningModule (method, hyperparameters, weights) stored in ``ckpt_path``, in eval mode.
-
-    Checkpoints are unpickled (``weights_only=False``: a backbone passed as a module in user code is
-    stored as an object), so load only checkpoints you trust.
-    """
+def read_checkpoint(ckpt_path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """The raw Lightning checkpoint dictionary of a robustlit run (unpickled: trusted files only)."""
     path = Path(ckpt_path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint file at {path.resolve()}")
@@ -34,6 +30,22 @@ def load_module(ckpt_path: str | Path, map_location: str | torch.device = "cpu")
         ) from error
     if not isinstance(checkpoint, dict) or not {"state_dict", "hyper_parameters"} <= checkpoint.keys():
         raise CheckpointError(f"{path} is not a Lightning checkpoint of a robustlit method")
+    return checkpoint
+
+
+def load_module(ckpt_path: str | Path, map_location: str | torch.device = "cpu"):  # noqa: ANN201
+    """The full LightningModule (method, hyperparameters, weights) stored in ``ckpt_path``, in eval mode.
+
+    Checkpoints are unpickled (``weights_only=False``: a backbone passed as a module in user code is
+    stored as an object), so load only checkpoints you trust; share models as exports instead
+    (``python -m robustlit.export``, docs/interop.md).
+    """
+    return module_from_checkpoint(read_checkpoint(ckpt_path, map_location), ckpt_path, map_location)
+
+
+def module_from_checkpoint(checkpoint: dict, ckpt_path: str | Path, map_location: str | torch.device = "cpu"):  # noqa: ANN201
+    """Rebuild the method stored in a checkpoint dictionary read by :func:`read_checkpoint`."""
+    path = Path(ckpt_path)
     class_path = checkpoint.get(CLASS_PATH_KEY) or checkpoint["hyper_parameters"].get("_class_path")
     method = _import_method(class_path, path)
     try:
@@ -42,15 +54,24 @@ def load_module(ckpt_path: str | Path, map_location: str | torch.device = "cpu")
         raise CheckpointError(f"cannot rebuild the {method.__name__} stored in {path}: {error}") from error
 
 
-def load_classifier(ckpt_path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
+def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
     """``nn.Module`` in eval mode mapping [0, 1] inputs to logits (normalisation inside).
 
-    Ready for torchattacks, AutoAttack or RobustBench-style evaluation::
+    ``path`` is an export written by ``python -m robustlit.export`` (a folder holding
+    ``model.safetensors``, or that ``.safetensors`` file): loaded without unpickling anything; or a
+    Lightning checkpoint (``.ckpt``): unpickled, so load only checkpoints you trust. Ready for
+    torchattacks, AutoAttack or RobustBench-style evaluation::
 
-        model = robustlit.load_classifier("runs/digits-trades/version_0/checkpoints/best.ckpt")
+        model = robustlit.load_classifier("exports/digits-trades")
         x_adv = torchattacks.PGD(model, eps=8/255)(x, y)
     """
-    return load_module(ckpt_path, map_location).classifier.eval()
+    from robustlit.interop.exported import is_export, load_export
+
+    if is_export(path):
+        return load_export(path, str(map_location))
+    if Path(path).is_dir():
+        raise CheckpointError(f"{path} is a folder without model.safetensors: not a robustlit export")
+    return load_module(path, map_location).classifier.eval()
 
 
 def _rebuild(method: type, checkpoint: dict):  # noqa: ANN202 - returns a RobustClassifier

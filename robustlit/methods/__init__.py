@@ -10,6 +10,7 @@ from typing import Any
 from robustlit.methods.adversarial import AdversarialTraining
 from robustlit.methods.base import NonFiniteLossError, RobustClassifier
 from robustlit.methods.dro import DROAdversarialTraining
+from robustlit.methods.external import PretrainedClassifier
 from robustlit.methods.gaussian_smoothing import GaussianSmoothing
 from robustlit.methods.instance_reweighted import GAIRAT, MAIL, InstanceReweightedAT
 from robustlit.methods.label_smoothing import ARAdaLS, LabelSmoothing
@@ -30,6 +31,7 @@ __all__ = [
     "GAIRAT",
     "MAIL",
     "PGDAT",
+    "PretrainedClassifier",
     "TRADES",
     "ARAdaLS",
     "AdversarialTraining",
