@@ -4,16 +4,19 @@ evaluation, honest metric names, exact DDP counts)."""
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from jsonargparse.typing import NonNegativeInt, PositiveInt
+from matplotlib.figure import Figure
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from robustlit.attacks.registry import build_attack
 from robustlit.attacks.spec import AttackSpec
 from robustlit.callbacks.evaluation import EvaluationCallback, Stage
+from robustlit.callbacks.per_class_figure import per_class_figure
 from robustlit.callbacks.summary_table import print_robustness_table
 from robustlit.metrics.worst_class import (
     per_class_accuracy,
@@ -27,9 +30,10 @@ class AdversarialEvaluation(EvaluationCallback):
 
     For each attack it logs ``<stage>/robust_acc/<name><steps>_<norm>_<eps>`` (an example counts as
     robust if it is classified correctly clean *and* after the attack), the worst-class and the
-    worst-``worst_fraction`` class robust accuracy, per-class robust accuracy, and
+    worst-``worst_fraction`` class robust accuracy, and
     ``<stage>/robust_acc/ensemble``: per example, robust against *every* configured attack. Clean
-    accuracy on the same examples is ``<stage>/attacked_subset/clean_acc``.
+    accuracy on the same examples is ``<stage>/attacked_subset/clean_acc``. Per-class robust accuracies
+    are in ``adversarial_evaluation_<stage>.json`` and the figure ``per_class_robust_acc_<stage>.png``.
 
     Examples are dealt to DDP ranks in whole fixed batches without padding and gathered, and each
     batch's randomness is seeded by its global index: a multi-process run reports exactly the
@@ -129,10 +133,13 @@ class AdversarialEvaluation(EvaluationCallback):
             log[f"{stage}/robust_acc/{name}"] = res["robust_acc"]
             log[f"{stage}/worst_class_robust_acc/{name}"] = res["worst_class_robust_acc"]
             log[f"{stage}/{tail}/{name}"] = res["worst_fraction_robust_acc"]
-            for k, acc in enumerate(res["per_class_robust_acc"]):
-                if acc == acc:  # skip classes absent from the subset (NaN)
-                    log[f"{stage}/per_class_robust_acc/{name}/class_{k}"] = acc
+        # per-class accuracies go to the JSON and the per-class figure, not to the results table
         return log
+
+    def figures(self, summary: dict, stage: str, epoch: int) -> dict[str, tuple[Figure, Any]]:
+        per_class = {name: res["per_class_robust_acc"] for name, res in summary["attacks"].items()}
+        title = f"{stage}: robust accuracy per class ({summary['num_examples']} examples, epoch {epoch})"
+        return {"per_class_robust_acc": (per_class_figure(per_class, title), per_class)}
 
     def print_summary(self, summary: dict, title: str) -> None:
         print_robustness_table(summary, title=title)

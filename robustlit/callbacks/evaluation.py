@@ -308,10 +308,7 @@ class EvaluationCallback(Callback):
                 figure.savefig(folder / f"{stem}.png", dpi=120)
                 (folder / f"{stem}.json").write_text(json.dumps(data, indent=2))
             for logger in trainer.loggers:
-                if isinstance(logger, TensorBoardLogger):
-                    logger.experiment.add_figure(
-                        f"{stage}/{name}", figure, global_step=trainer.global_step, close=False
-                    )
+                send_figure(logger, f"{stage}/{name}", figure, trainer.global_step)
         for name, text in self.texts(summary, stage).items():
             for logger in trainer.loggers:
                 if isinstance(logger, TensorBoardLogger):
@@ -333,6 +330,18 @@ class EvaluationCallback(Callback):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.results = state_dict.get("results", {})
+
+
+def send_figure(logger: object, name: str, figure: Figure, step: int) -> None:
+    """Send a figure through the logger's own image API where it has one: TensorBoard's ``add_figure``,
+    W&B's ``log_image``, MLflow's ``log_figure``. Other loggers (CSV) get the PNG in their folder only."""
+    if isinstance(logger, TensorBoardLogger):
+        logger.experiment.add_figure(name, figure, global_step=step, close=False)
+    elif type(logger).__name__ == "WandbLogger":
+        logger.log_image(key=name, images=[figure], step=step)  # type: ignore[attr-defined]
+    elif type(logger).__name__ == "MLFlowLogger":
+        run_id = logger.run_id  # type: ignore[attr-defined]
+        logger.experiment.log_figure(run_id, figure, f"{name.replace('/', '_')}_step{step}.png")  # type: ignore[attr-defined]
 
 
 def _folder_of(logger: object) -> str | None:
