@@ -29,7 +29,7 @@ SPECS = [
     AttackSpec(name="apgd", eps=0.1, steps=5),
     AttackSpec(name="apgd", norm="L2", eps=0.5, steps=5),
     AttackSpec(name="apgd_t", eps=0.1, steps=3),
-    AttackSpec(name="square", eps=0.1, steps=30),
+    AttackSpec(name="square", eps=0.1, queries=100),
     AttackSpec(name="fab", eps=0.1, steps=3),
     AttackSpec(name="cw", norm="L2", eps=0.5, steps=5),
     AttackSpec(name="native_pgd", eps=0.1, steps=5),
