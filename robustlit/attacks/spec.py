@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, PositiveInt
+from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, PositiveInt, register_type
 
 from robustlit.attacks.losses import LossName
 from robustlit.attacks.registry import RegisteredAttack, lookup, registered_attacks, short_name
@@ -13,6 +13,22 @@ from robustlit.attacks.threat_model import Norm
 #: AutoAttack's Square budget (Croce and Hein 2020, sec. 4): the default of ``AttackSpec.queries``.
 DEFAULT_QUERIES = 5000
 _DEFAULT_STEPS = 10
+
+
+class AttackName(str):
+    """The name of a registered attack, checked when a config is parsed (the error lists the registered names).
+
+    ``package.module.attack_name`` imports ``package.module`` first (see :mod:`robustlit.attacks.registry`).
+    """
+
+    def __new__(cls, value: str) -> AttackName:
+        if not isinstance(value, str):
+            raise TypeError(f"an attack name is a string; got {value!r}")
+        lookup(value)
+        return super().__new__(cls, value)
+
+
+register_type(AttackName, serializer=str, deserializer=AttackName)
 
 
 @dataclass(frozen=True)
@@ -46,7 +62,7 @@ class AttackSpec:
         queries: query budget of query-based attacks (``square``); AutoAttack's 5000 by default.
     """
 
-    name: str = "pgd"
+    name: AttackName = "pgd"
     norm: Norm = "Linf"
     eps: ClosedUnitInterval = 8 / 255
     steps: PositiveInt = _DEFAULT_STEPS
