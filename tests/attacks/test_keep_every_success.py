@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from toys import RestartToy, SilentSuccessToy
 from torch import Tensor, nn
+from toys import RestartToy, SilentSuccessToy
 
 from robustlit.attacks import AttackSpec, attack_loss, build_attack, pgd_attack
 
@@ -56,7 +56,7 @@ def test_restart_toy_robust_accuracy_never_rises_with_restarts_or_steps(loss: st
 
 
 def test_restart_toy_best_final_loss_is_what_raised_robust_accuracy() -> None:
-    """The training-time mode (highest final loss over restarts) reproduces the reported bug; keep it as the contrast."""
+    """The training-time mode (highest final loss over restarts) reproduces the reported bug: the contrast."""
     model = RestartToy()
     x, y = _restart_toy_data()
     accs = []
