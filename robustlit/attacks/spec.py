@@ -74,6 +74,7 @@ class AttackSpec:
     queries: PositiveInt = DEFAULT_QUERIES
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "name", str(self.name))  # a plain str in checkpoints (weights_only loading)
         if not 0 <= self.eps <= 1:
             raise ValueError(f"AttackSpec.eps must be in [0, 1] (pixel units); got {self.eps}")
         entry = self.registered
