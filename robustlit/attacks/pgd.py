@@ -71,19 +71,18 @@ def _ascent_step(x_adv: Tensor, grad: Tensor, step_size: float, norm: Norm) -> T
 def _gradient(model: nn.Module, x_adv: Tensor, loss_fn: LossFn, eot_samples: int) -> tuple[Tensor, Tensor, Tensor]:
     """Input gradient of the loss averaged over ``eot_samples`` forward passes (Athalye et al. 2018, sec. 4.3).
 
-    Returns (gradient, logits of the first pass, loss of the first pass), all detached.
+    Returns (gradient, logits, loss), each averaged over the passes and detached.
     """
     x_adv = x_adv.detach().requires_grad_(True)
     grad = torch.zeros_like(x_adv)
-    first_logits = first_loss = None
-    for k in range(eot_samples):
+    logits_sum = loss_sum = 0
+    for _ in range(eot_samples):
         logits = model(x_adv)
         loss = loss_fn(logits)
         (g,) = torch.autograd.grad(loss.sum(), x_adv)
         grad += g
-        if k == 0:
-            first_logits, first_loss = logits.detach(), loss.detach()
-    return grad / eot_samples, first_logits, first_loss
+        logits_sum, loss_sum = logits_sum + logits.detach(), loss_sum + loss.detach()
+    return grad / eot_samples, logits_sum / eot_samples, loss_sum / eot_samples
 
 
 def _success_mask(success: Tensor | SuccessFn) -> SuccessFn:
@@ -130,8 +129,8 @@ def _keep_every_success(
             record(x_adv, logits, loss)
             x_adv = project(_ascent_step(x_adv, grad, step_size, norm), x, eps, norm, bounds)
         with torch.no_grad():
-            logits = model(x_adv)
-            record(x_adv, logits, loss_fn(logits))
+            passes = [model(x_adv) for _ in range(eot_samples)]
+            record(x_adv, sum(passes) / eot_samples, sum(loss_fn(z) for z in passes) / eot_samples)
         if bool(found.all()):
             break
     return out
@@ -165,7 +164,8 @@ def pgd_attack(
       start and the last point included) is checked, and per example the first successful point is
       returned; an example with no success anywhere gets its highest-loss iterate. So an example is
       robust only if every iterate of every restart fails, and robust accuracy cannot rise with
-      more steps or restarts. Success is judged on the logits of the first forward pass.
+      more steps or restarts. With ``eot_samples`` > 1, success is judged on the logits averaged
+      over the passes.
 
     ``eot_samples`` > 1 averages the input gradient over that many forward passes (expectation over
     transformation, Athalye, Carlini and Wagner 2018, sec. 4.3) for randomised models. The model
