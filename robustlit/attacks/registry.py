@@ -1,80 +1,151 @@
-"""Build evaluation attacks from an :class:`AttackSpec`: adapters over torchattacks and pyautoattack.
+"""The attack registry: attack names -> builders, extended by user code.
 
-All adapters share one call convention, ``attack(x, y) -> x_adv``, on [0, 1] inputs, and run under
-:func:`attack_mode`. ``autoattack`` is the standard AutoAttack suite (APGD-CE, APGD-T, FAB-T,
-Square) from pyautoattack; torchattacks' own ``AutoAttack`` class uses non-standard step counts and
-is deliberately not exposed (ecosystem.md B2).
+A builder turns an :class:`~robustlit.attacks.spec.AttackSpec` into ``attack(x, y) -> x_adv``::
+
+    from robustlit.attacks.registry import register_attack
+
+    @register_attack("my_attack", losses=("ce",), default_loss="ce")
+    def build(spec, model, num_classes, bounds, batch_size):
+        return lambda x, y: ...
+
+Built-in attacks are registered in ``adapters.py`` (torchattacks / pyautoattack) and ``native.py``
+(robustlit's PGD). A YAML config names a user attack by its module path and registered name,
+``name: mypackage.mymodule.my_attack``: the module part is imported when the spec is parsed (the
+import runs its ``@register_attack``), then ``my_attack`` is looked up here and is the attack's
+name in metrics. A module already imported (e.g. by a script) can be referred to by the bare
+registered name. :func:`build_attack` wraps every builder with the same checks: pixel-space inputs,
+attack mode, and the threat model of every returned example (docs/contracts.md).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import Tensor, nn
 
 from robustlit.attacks.eval_mode import attack_mode
-from robustlit.attacks.pgd import pgd_attack
-from robustlit.attacks.spec import MINIMAL_NORM_ATTACKS, AttackSpec
+from robustlit.attacks.losses import check_loss
+
+if TYPE_CHECKING:
+    from robustlit.attacks.spec import AttackSpec
 
 AttackFn = Callable[[Tensor, Tensor], Tensor]
+AttackBuilder = Callable[["AttackSpec", nn.Module, int, "tuple[float, float] | None", int], AttackFn]
+Budget = Literal["steps", "queries", "none"]
 
 
-def _torchattacks(spec: AttackSpec, model: nn.Module, num_classes: int):  # noqa: ANN202 - torchattacks type
-    import torchattacks
+@dataclass(frozen=True)
+class RegisteredAttack:
+    """A builder and what the spec may ask of it (checked when an AttackSpec is parsed).
 
-    eps, steps, alpha = spec.eps, spec.steps, spec.effective_step_size
-    if spec.name == "fgsm":
-        return torchattacks.FGSM(model, eps=eps)
-    if spec.name == "pgd" and spec.norm == "Linf":
-        return torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=spec.random_start)
-    if spec.name == "pgd":
-        return torchattacks.PGDL2(model, eps=eps, alpha=alpha, steps=steps, random_start=spec.random_start)
-    if spec.name == "apgd":
-        return torchattacks.APGD(model, norm=spec.norm, eps=eps, steps=steps, n_restarts=spec.restarts, loss="ce")
-    if spec.name == "apgd_t":
-        return torchattacks.APGDT(
-            model, norm=spec.norm, eps=eps, steps=steps, n_restarts=spec.restarts, n_classes=num_classes
+    Args:
+        builder: ``(spec, model, num_classes, bounds, batch_size) -> attack(x, y) -> x_adv``.
+        losses: selectable losses (``AttackSpec.loss``); empty = the attack has its own objective.
+        default_loss: the loss used when ``AttackSpec.loss`` is ``None``.
+        norms: supported norms.
+        minimal_norm: a minimal-norm attack (CW): outputs outside eps count as failures.
+        unbounded: works on unbounded domains (feature vectors, ``bounds=None``).
+        budget: which spec field is the budget named in the metric (``steps``, ``queries``, none).
+        eot: supports ``eot_samples > 1``.
+        check: extra parse-time check of a spec (raises ``ValueError`` with the fix).
+    """
+
+    builder: AttackBuilder
+    losses: tuple[str, ...] = ()
+    default_loss: str | None = None
+    norms: tuple[str, ...] = ("Linf", "L2")
+    minimal_norm: bool = False
+    unbounded: bool = False
+    budget: Budget = "steps"
+    eot: bool = False
+    check: Callable[[AttackSpec], None] | None = None
+
+
+ATTACKS: dict[str, RegisteredAttack] = {}
+_BUILTIN_MODULES = ("robustlit.attacks.adapters", "robustlit.attacks.native")
+
+
+def register_attack(
+    name: str,
+    *,
+    losses: tuple[str, ...] = (),
+    default_loss: str | None = None,
+    norms: tuple[str, ...] = ("Linf", "L2"),
+    minimal_norm: bool = False,
+    unbounded: bool = False,
+    budget: Budget = "steps",
+    eot: bool = False,
+    check: Callable[[AttackSpec], None] | None = None,
+    replace: bool = False,
+) -> Callable[[AttackBuilder], AttackBuilder]:
+    """Decorator registering ``builder`` under ``name`` (see :class:`RegisteredAttack` for the fields).
+
+    Re-registering a name raises unless ``replace=True`` (re-importing the same module is allowed).
+    """
+    if not name or "." in name:
+        raise ValueError(f"attack names are non-empty and contain no dot; got {name!r}")
+    if losses and default_loss not in losses:
+        raise ValueError(f"register_attack({name!r}): default_loss {default_loss!r} is not among {losses}")
+    for loss in losses:
+        check_loss(loss, num_classes=3)
+
+    def decorate(builder: AttackBuilder) -> AttackBuilder:
+        old = ATTACKS.get(name)
+        same = old is not None and (old.builder.__module__, old.builder.__qualname__) == (
+            builder.__module__,
+            builder.__qualname__,
         )
-    if spec.name == "square":
-        return torchattacks.Square(model, norm=spec.norm, eps=eps, n_queries=steps, n_restarts=spec.restarts)
-    if spec.name == "fab":
-        return torchattacks.FAB(
-            model, norm=spec.norm, eps=eps, steps=steps, n_restarts=spec.restarts, n_classes=num_classes
+        if old is not None and not (replace or same):
+            raise ValueError(f"attack {name!r} is already registered (by {old.builder.__module__}); pass replace=True")
+        ATTACKS[name] = RegisteredAttack(
+            builder, losses, default_loss, norms, minimal_norm, unbounded, budget, eot, check
         )
-    if spec.name == "cw":
-        return torchattacks.CW(model, c=1.0, kappa=0.0, steps=steps, lr=0.01)
-    raise ValueError(f"no torchattacks adapter for {spec.name!r}")
+        return builder
+
+    return decorate
 
 
-def _autoattack(spec: AttackSpec, model: nn.Module, device: torch.device, batch_size: int) -> AttackFn:
-    from pyautoattack import AutoAttack
-
-    adversary = AutoAttack(model, norm=spec.norm, eps=spec.eps, version="standard", device=device, seed=0)
-
-    def run(x: Tensor, y: Tensor) -> Tensor:
-        x_adv, _ = adversary.run_standard_evaluation(x, y, batch_size=batch_size)
-        return x_adv
-
-    return run
+def _load_builtins() -> None:
+    for module in _BUILTIN_MODULES:
+        importlib.import_module(module)
 
 
-def _native_pgd(spec: AttackSpec, model: nn.Module, bounds: tuple[float, float] | None) -> AttackFn:
-    def run(x: Tensor, y: Tensor) -> Tensor:
-        return pgd_attack(
-            model,
-            x,
-            lambda logits: nn.functional.cross_entropy(logits, y, reduction="none"),
-            eps=spec.eps,
-            step_size=spec.effective_step_size,
-            steps=spec.effective_steps,
-            norm=spec.norm,
-            random_start_kind="uniform" if spec.random_start else "none",
-            bounds=bounds,
-            restarts=spec.restarts,
+def registered_attacks() -> list[str]:
+    """Names in registration order (built-ins first)."""
+    _load_builtins()
+    return list(ATTACKS)
+
+
+def short_name(name: str) -> str:
+    """``mypackage.mymodule.my_attack`` -> ``my_attack`` (the registered name); other names unchanged."""
+    return name.rsplit(".", 1)[-1]
+
+
+def lookup(name: str) -> RegisteredAttack:
+    """The registered attack ``name``; ``package.module.attack`` imports ``package.module`` first."""
+    _load_builtins()
+    if "." in name and short_name(name) not in ATTACKS:
+        module = name.rsplit(".", 1)[0]
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ValueError(
+                f'AttackSpec "name": cannot import {module!r} to find attack {short_name(name)!r} ({error}); '
+                "put the module on PYTHONPATH."
+            ) from error
+    entry = ATTACKS.get(short_name(name))
+    if entry is None:
+        listed = ", ".join(repr(n) for n in ATTACKS)
+        raise ValueError(
+            f'AttackSpec "name": unknown attack {name!r}. Registered attacks: {listed}. '
+            "A user attack is registered with @robustlit.attacks.register_attack and named "
+            "`package.module.attack_name` in configs."
         )
-
-    return run
+    return entry
 
 
 def inside_threat_model(x_adv: Tensor, x: Tensor, spec: AttackSpec, tol: float = 1e-5) -> Tensor:
@@ -98,18 +169,16 @@ def build_attack(
     outside is a bug and raises; a minimal-norm attack (CW) outside eps is replaced by the clean
     input, i.e. counted as a failed attack.
     """
-    if bounds is None and spec.name != "native_pgd":
+    entry = lookup(spec.name)
+    if bounds is None and not entry.unbounded:
+        unbounded = [n for n, e in ATTACKS.items() if e.unbounded]
         raise ValueError(
             f"attack {spec.name!r} assumes inputs in [0, 1], but this data has an unbounded domain "
-            "(feature vectors); use name: native_pgd."
+            f"(feature vectors); use name: native_pgd (attacks for unbounded domains: {unbounded})."
         )
-    device = next(model.parameters()).device
-    if spec.name == "native_pgd":
-        inner = _native_pgd(spec, model, bounds)
-    elif spec.name == "autoattack":
-        inner = _autoattack(spec, model, device, batch_size)
-    else:
-        inner = _torchattacks(spec, model, num_classes)
+    if spec.effective_loss is not None:
+        check_loss(spec.effective_loss, num_classes)
+    inner = entry.builder(spec, model, num_classes, bounds, batch_size)
 
     def attack(x: Tensor, y: Tensor) -> Tensor:
         if bounds is not None and (x.min() < bounds[0] or x.max() > bounds[1]):
@@ -124,7 +193,7 @@ def build_attack(
         if bounds is not None:
             inside &= (x_adv >= bounds[0] - 1e-6).flatten(1).all(1) & (x_adv <= bounds[1] + 1e-6).flatten(1).all(1)
         if not bool(inside.all()):
-            if spec.name not in MINIMAL_NORM_ATTACKS:
+            if not entry.minimal_norm:
                 raise RuntimeError(
                     f"{spec.name} returned {int((~inside).sum())} examples outside the threat model "
                     f"({spec.norm}, eps={spec.eps}); refusing to report a robust accuracy from them."

@@ -1,54 +1,123 @@
-"""Configuration of one evaluation attack, validated at parse time (DESIGN contract 5)."""
+"""Configuration of one evaluation attack, validated at parse time (docs/contracts.md, honest metric names)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, PositiveInt
+from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, PositiveInt, register_type
 
+from robustlit.attacks.losses import LossName
+from robustlit.attacks.registry import RegisteredAttack, lookup, registered_attacks, short_name
 from robustlit.attacks.threat_model import Norm
 
-AttackName = Literal["fgsm", "pgd", "apgd", "apgd_t", "cw", "square", "fab", "autoattack", "native_pgd"]
+#: AutoAttack's Square budget (Croce and Hein 2020, sec. 4): the default of ``AttackSpec.queries``.
+DEFAULT_QUERIES = 5000
+_DEFAULT_STEPS = 10
 
-# Attacks that search for a minimal perturbation rather than staying inside the eps-ball: their
-# output is accepted only where it lies inside the threat model (otherwise the example counts as
-# robust for that attack).
-MINIMAL_NORM_ATTACKS = frozenset({"cw"})
+
+class AttackName(str):
+    """The name of a registered attack, checked when a config is parsed (the error lists the registered names).
+
+    ``package.module.attack_name`` imports ``package.module`` first (see :mod:`robustlit.attacks.registry`).
+    """
+
+    def __new__(cls, value: str) -> AttackName:
+        if not isinstance(value, str):
+            raise TypeError(f"an attack name is a string; got {value!r}")
+        lookup(value)
+        return super().__new__(cls, value)
+
+
+register_type(AttackName, serializer=str, deserializer=AttackName)
 
 
 @dataclass(frozen=True)
 class AttackSpec:
-    """One attack: name, norm, radius, budget. Every field appears in the logged metric name.
+    """One attack: name, norm, radius, budget, loss. Every field that changes the attack appears in the metric name.
 
     Args:
-        name: ``fgsm``, ``pgd`` (Linf or L2), ``apgd`` (APGD-CE), ``apgd_t``, ``cw`` (L2, counted only
+        name: a registered attack (:func:`robustlit.attacks.registry.registered_attacks`). Built in:
+            ``fgsm``, ``pgd`` (Linf or L2), ``apgd`` (APGD), ``apgd_t``, ``cw`` (L2, counted only
             inside eps), ``square``, ``fab`` via torchattacks; ``autoattack`` = the *standard* suite
-            via pyautoattack; ``native_pgd`` = robustlit's own PGD (works on unbounded feature data).
+            via pyautoattack; ``native_pgd`` = robustlit's own PGD (keeps every success; works on
+            unbounded feature data). A user attack: ``package.module.attack_name`` (the module is
+            imported on parsing and registers ``attack_name`` with ``@register_attack``).
         norm: ``Linf`` or ``L2``.
         eps: radius in [0, 1] pixel units (refused outside [0, 1] at parse time; L2 radii above 1,
             ImageNet-scale, are not supported by this spec).
-        steps: iterations (queries for ``square``; ignored by ``fgsm`` and ``autoattack``).
+        steps: iterations (ignored by ``fgsm``, ``square`` and ``autoattack``).
         step_size: PGD step; ``None`` = 2.5 * eps / steps (Madry et al.'s rule).
-        restarts: random restarts (per-example worst case kept).
+        restarts: random restarts; per example, any restart that succeeds counts.
         random_start: start PGD from a random point of the ball.
+        loss: the attack objective, ``ce``, ``margin`` (Carlini and Wagner 2017) or ``dlr`` (Croce
+            and Hein 2020, eq. 4; >= 3 classes), for the attacks that take one (``native_pgd``: all
+            three; ``apgd``: ce, dlr; ``pgd``, ``fgsm``: ce). ``None`` = the attack's default:
+            ``margin`` for ``native_pgd`` -- it does not saturate when logits are large, where the
+            float32 cross-entropy gradient underflows to zero (unbounded feature data, e.g. the
+            Tsipras distribution) -- and ``ce`` for the others. The metric name shows the loss when
+            it is not ``ce`` (``native_pgd20_margin_linf_0.2``).
+        eot_samples: expectation over transformation (Athalye, Carlini and Wagner 2018, sec. 4.3):
+            average the input gradient over this many forward passes, for randomised models
+            (``native_pgd``, ``pgd`` Linf, ``apgd``, ``apgd_t``). Shown as ``eot<k>`` when > 1.
+        queries: query budget of query-based attacks (``square``); AutoAttack's 5000 by default.
     """
 
     name: AttackName = "pgd"
     norm: Norm = "Linf"
     eps: ClosedUnitInterval = 8 / 255
-    steps: PositiveInt = 10
+    steps: PositiveInt = _DEFAULT_STEPS
     step_size: NonNegativeFloat | None = None
     restarts: PositiveInt = 1
     random_start: bool = True
+    loss: LossName | None = None
+    eot_samples: PositiveInt = 1
+    queries: PositiveInt = DEFAULT_QUERIES
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "name", str(self.name))  # a plain str in checkpoints (weights_only loading)
         if not 0 <= self.eps <= 1:
             raise ValueError(f"AttackSpec.eps must be in [0, 1] (pixel units); got {self.eps}")
-        if self.name == "fgsm" and self.norm != "Linf":
-            raise ValueError("AttackSpec: fgsm supports norm 'Linf' only")
-        if self.name == "cw" and self.norm != "L2":
-            raise ValueError("AttackSpec: cw is an L2 attack; set norm: L2")
+        entry = self.registered
+        name = self.attack_name
+        if self.norm not in entry.norms:
+            raise ValueError(f"AttackSpec: {name} supports norm {' or '.join(map(repr, entry.norms))} only")
+        if self.loss is not None and self.loss not in entry.losses:
+            offers = [n for n in registered_attacks() if self.loss in lookup(n).losses]
+            own = f"accepts loss {', '.join(map(repr, entry.losses))} only" if entry.losses else "has its own objective"
+            raise ValueError(
+                f"AttackSpec: {name} {own}; loss {self.loss!r} is offered by {offers} "
+                "(e.g. name: native_pgd, which takes ce, margin and dlr)."
+            )
+        if self.eot_samples > 1 and not entry.eot:
+            offers = [n for n in registered_attacks() if lookup(n).eot]
+            raise ValueError(f"AttackSpec: {name} does not average gradients (eot_samples > 1); use one of {offers}")
+        if self.queries != DEFAULT_QUERIES and entry.budget != "queries":
+            raise ValueError(f"AttackSpec: queries is the budget of query-based attacks (square); {name} uses steps")
+        if entry.budget == "queries" and self.steps != _DEFAULT_STEPS:
+            raise ValueError(
+                f"AttackSpec: {name} is budgeted in queries (queries: {self.queries}, AutoAttack's default 5000); "
+                "steps is not used: set queries instead."
+            )
+        if entry.check is not None:
+            entry.check(self)
+
+    @property
+    def registered(self) -> RegisteredAttack:
+        """The registry entry of ``name`` (imports ``package.module`` for a dotted user attack)."""
+        return lookup(self.name)
+
+    @property
+    def attack_name(self) -> str:
+        """The registered name (``my_attack`` for ``name: package.module.my_attack``)."""
+        return short_name(self.name)
+
+    @property
+    def effective_loss(self) -> str | None:
+        """The loss the attack optimises (``None``: the attack's own objective)."""
+        entry = self.registered
+        if not entry.losses:
+            return None
+        return self.loss if self.loss is not None else entry.default_loss
 
     @property
     def effective_step_size(self) -> float:
@@ -60,8 +129,15 @@ class AttackSpec:
 
     @property
     def metric_name(self) -> str:
-        """E.g. ``pgd50_linf_0.2``, ``autoattack_linf_0.03137``, ``apgd_t100x2_l2_0.5``."""
-        budget = "" if self.name == "autoattack" else str(self.effective_steps)
-        if self.restarts > 1 and self.name != "autoattack":
+        """E.g. ``pgd50_linf_0.2``, ``autoattack_linf_0.03137``, ``apgd_t100x2_l2_0.5``,
+        ``native_pgd20_margin_linf_0.2``, ``square5000_linf_0.2``, ``native_pgd20_eot8_linf_0.5``."""
+        entry = self.registered
+        budget = {"steps": str(self.effective_steps), "queries": str(self.queries), "none": ""}[entry.budget]
+        if self.restarts > 1 and entry.budget != "none":
             budget += f"x{self.restarts}"
-        return f"{self.name}{budget}_{self.norm.lower()}_{self.eps:.4g}"
+        loss = self.effective_loss
+        if loss is not None and loss != "ce":
+            budget += f"_{loss}"
+        if self.eot_samples > 1:
+            budget += f"_eot{self.eot_samples}"
+        return f"{self.attack_name}{budget}_{self.norm.lower()}_{self.eps:.4g}"

@@ -29,7 +29,7 @@ SPECS = [
     AttackSpec(name="apgd", eps=0.1, steps=5),
     AttackSpec(name="apgd", norm="L2", eps=0.5, steps=5),
     AttackSpec(name="apgd_t", eps=0.1, steps=3),
-    AttackSpec(name="square", eps=0.1, steps=30),
+    AttackSpec(name="square", eps=0.1, queries=100),
     AttackSpec(name="fab", eps=0.1, steps=3),
     AttackSpec(name="cw", norm="L2", eps=0.5, steps=5),
     AttackSpec(name="native_pgd", eps=0.1, steps=5),
@@ -139,3 +139,21 @@ def test_pgd_breaks_an_undefended_model_and_more_steps_do_not_help_it() -> None:
     assert clean > 0.95
     assert accs[1] < 0.05, accs
     assert accs[1] <= accs[0]
+
+
+@pytest.mark.parametrize("name", ["pgd", "native_pgd"])
+def test_robust_accuracy_does_not_rise_with_steps_or_restarts(name: str) -> None:
+    """At a small radius (robust accuracy strictly between 0 and clean), more budget never helps the model."""
+    from undefended import accuracy, held_out, undefended_small_cnn
+
+    model = undefended_small_cnn()
+    x, y = held_out(100)
+    table = {}
+    for steps in (5, 20):
+        for restarts in (1, 3):
+            torch.manual_seed(0)
+            spec = AttackSpec(name=name, eps=0.05, steps=steps, step_size=0.01, restarts=restarts)
+            table[(steps, restarts)] = accuracy(model, build_attack(spec, model, 10)(x, y), y)
+    assert table[(20, 3)] < accuracy(model, x, y) - 0.1, table  # the attack breaks some examples
+    assert table[(5, 3)] <= table[(5, 1)] and table[(20, 3)] <= table[(20, 1)], table
+    assert table[(20, 1)] <= table[(5, 1)] and table[(20, 3)] <= table[(5, 3)], table

@@ -82,7 +82,7 @@ def test_standard_training_is_accurate_but_not_robust() -> None:
     clean, robust = _population(module)
     assert clean >= 0.99 and robust <= 0.02, (clean, robust)
     assert result["clean_acc"] >= 0.99
-    assert result["attacks"]["native_pgd1_linf_0.3795"]["robust_acc"] <= 0.02
+    assert result["attacks"]["native_pgd1_margin_linf_0.3795"]["robust_acc"] <= 0.02
     assert robust <= theorem_2_1_bound(clean, P) + 1e-12
 
 
@@ -91,5 +91,5 @@ def test_adversarial_training_trades_accuracy_for_robustness() -> None:
     clean, robust = _population(module)
     assert abs(clean - P) <= 0.02 and abs(robust - P) <= 0.02, (clean, robust)
     assert abs(result["clean_acc"] - P) <= 0.02
-    assert abs(result["attacks"]["native_pgd1_linf_0.3795"]["robust_acc"] - P) <= 0.02
+    assert abs(result["attacks"]["native_pgd1_margin_linf_0.3795"]["robust_acc"] - P) <= 0.02
     assert robust <= theorem_2_1_bound(clean, P) + 1e-12
