@@ -20,6 +20,8 @@ from harness import CONFIGS, load, shrink, write
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 CONSOLE_SCRIPT = Path(sys.executable).parent / "robustlit"
+#: the shrunk fit runs: epochs x batches of 16 digits
+EPOCHS, BATCHES = 3, 4
 #: when set, tests append one JSON row per fault scenario to this file (read by fault_table.py)
 TABLE_ENV = "ROBUSTLIT_FAULT_TABLE"
 
@@ -83,6 +85,29 @@ def fit_config(tmp: Path, epochs: int = 3, batches: int = 4) -> Path:
         },
     ]
     return write(config, tmp / "fit.yaml")
+
+
+def evaluation_config(tmp: Path, cache_dir: Path) -> Path:
+    """The same run's config for ``robustlit test``: PGD-50 on all 270 test digits in batches of 8 (34
+    batches, a few seconds), finished batches cached under ``cache_dir``."""
+    config = load(fit_config(tmp))
+    evaluation = config["trainer"]["callbacks"][0]["init_args"]
+    evaluation.update(num_examples=None, batch_size=8, cache_dir=str(cache_dir), print_table=False)
+    evaluation["attacks"][0]["steps"] = 50
+    config["trainer"]["limit_test_batches"] = 1
+    return write(config, tmp / "test.yaml")
+
+
+def cached_batches(cache_dir: Path) -> dict[Path, tuple[int, int]]:
+    """Finished batches in an AdversarialEvaluation cache: path -> (inode, mtime in ns)."""
+    return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in cache_dir.rglob("batch*.pt")}
+
+
+def evaluation_result(tmp: Path) -> dict[str, Any]:
+    """The newest ``adversarial_evaluation_test.json`` under ``tmp/runs``."""
+    paths = sorted(tmp.glob("runs/cli/version_*/adversarial_evaluation_test.json"), key=lambda p: p.stat().st_mtime)
+    assert paths, f"no adversarial_evaluation_test.json under {tmp / 'runs'}"
+    return json.loads(paths[-1].read_text())
 
 
 def run_dir(tmp: Path) -> Path:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
 import torch
 from fault_runs import (
+    BATCHES,
+    EPOCHS,
     fit_config,
     marker_reached,
     max_weight_difference,
@@ -20,16 +21,7 @@ from fault_runs import (
     weights,
 )
 
-EPOCHS, BATCHES = 3, 4
 TOLERANCE = 1e-6
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("uninterrupted")
-    result = run(["fit", "--config", str(fit_config(tmp, EPOCHS, BATCHES))], tmp)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return tmp
 
 
 def test_sigkill_mid_epoch_then_resume_reproduces_the_uninterrupted_run(uninterrupted: Path, tmp_path: Path) -> None:
