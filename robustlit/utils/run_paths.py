@@ -5,7 +5,10 @@
   (absolute paths are kept). Without ``default_root_dir`` they stay relative to the working folder.
 - ``fit --ckpt_path .../<save_dir>/<name>/version_N/checkpoints/X.ckpt`` with a TensorBoard or CSV
   logger writing to the same ``<save_dir>/<name>`` (and no explicit ``version``) logs into
-  ``version_N`` again instead of a new ``version_N+1``.
+  ``version_N`` again instead of a new ``version_N+1``; a TensorBoard logger also gets
+  ``purge_step`` = the checkpoint's global step, so TensorBoard hides what the interrupted process
+  logged after that checkpoint (it is logged again by the resumed run), and no second ``hp_metric``
+  placeholder.
 
 These functions edit the parsed (not yet instantiated) config in place, so the ``config.yaml`` saved
 with the run records the paths actually used.
@@ -17,6 +20,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import torch
 
 #: init arguments of callbacks that name an output folder
 OUTPUT_KEYS = ("cache_dir", "output_dir", "dirpath")
@@ -74,8 +79,22 @@ def reuse_run_version(trainer: Any, ckpt_path: str | Path | None) -> int | None:
         log_root = Path(save_dir).resolve() / name if name else Path(save_dir).resolve()
         if log_root == ckpt.parent.parent.parent:
             args.version = int(match.group(1))
+            if str(entry.class_path).endswith("TensorBoardLogger"):
+                if _get(args, "purge_step") is None:
+                    args.purge_step = checkpoint_step(ckpt)
+                args.default_hp_metric = False  # the first session already logged the placeholder
             return args.version
     return None
 
 
-__all__ = ["OUTPUT_KEYS", "place_outputs_under_root", "reuse_run_version"]
+def checkpoint_step(ckpt: Path) -> int | None:
+    """The ``global_step`` stored in a Lightning checkpoint (memory-mapped, tensors only: nothing is
+    unpickled beyond plain types); ``None`` if it cannot be read that way."""
+    try:
+        step = torch.load(ckpt, map_location="cpu", mmap=True, weights_only=True).get("global_step")
+    except Exception:  # noqa: BLE001 - an unreadable file is reported by the real load that follows
+        return None
+    return int(step) if isinstance(step, int) else None
+
+
+__all__ = ["OUTPUT_KEYS", "checkpoint_step", "place_outputs_under_root", "reuse_run_version"]

@@ -136,9 +136,32 @@ def metrics(tmp: Path) -> dict[str, float]:
     return json.loads((tmp / "metrics.json").read_text())
 
 
+def scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar series TensorBoard shows for a run folder (as TensorBoard reads it: events that a
+    later session purged are dropped)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def series_differences(got: dict, want: dict, tolerance: float) -> list[str]:
+    """Tags whose (step, value) series differ."""
+    out = [f"{tag}: missing" for tag in want if tag not in got] + [f"{tag}: extra" for tag in got if tag not in want]
+    for tag in set(got) & set(want):
+        a, b = got[tag], want[tag]
+        if [s for s, _ in a] != [s for s, _ in b] or any(
+            abs(x - y) > tolerance for (_, x), (_, y) in zip(a, b, strict=True)
+        ):
+            out.append(f"{tag}: {a[:6]} vs {b[:6]}")
+    return out
+
+
 def record(**row: Any) -> None:
     """Add one row to the fault table when ``fault_table.py`` asked for it (no effect otherwise)."""
     target = os.environ.get(TABLE_ENV)
     if target:
+        row = {"test": os.environ.get("PYTEST_CURRENT_TEST", "?"), **row}
         with open(target, "a") as stream:
             stream.write(json.dumps(row) + "\n")

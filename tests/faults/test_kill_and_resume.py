@@ -18,6 +18,8 @@ from fault_runs import (
     run,
     run_and_kill,
     run_dir,
+    scalars,
+    series_differences,
     weights,
 )
 
@@ -48,14 +50,17 @@ def test_sigkill_mid_epoch_then_resume_reproduces_the_uninterrupted_run(uninterr
     assert max_weight_difference(weights(killed_copy), expected) > 1e-3
     got, want, nan = metrics(tmp_path), metrics(uninterrupted), float("nan")
     different = {k: (got.get(k), v) for k, v in want.items() if got.get(k) is None or abs(got[k] - v) > TOLERANCE}
+    logged = series_differences(scalars(folder), scalars(run_dir(uninterrupted)), TOLERANCE)
     record(
         fault="SIGKILL during epoch 2 of 3 (`robustlit fit`, digits TRADES, 4 batches/epoch)",
         happened=f"exit status {status}; `last.ckpt` of epoch {resumed_from} left in `{folder.name}/checkpoints/`",
         handled=(
             f"`fit --ckpt_path .../last.ckpt` continued in the same `{folder.name}`; final weights differ from "
             f"the uninterrupted run by at most {difference:.1e}; {len(want) - len(different)}/{len(want)} final "
-            f"metrics equal (e.g. val/acc {got.get('val/acc', nan):.4f} vs {want.get('val/acc', nan):.4f})"
+            f"metrics equal (e.g. val/acc {got.get('val/acc', nan):.4f} vs {want.get('val/acc', nan):.4f}); "
+            f"TensorBoard curves {'identical' if not logged else 'DIFFERENT: ' + '; '.join(logged)}"
         ),
     )
     assert difference <= TOLERANCE, f"final weights differ by {difference:.3g}"
     assert not different, f"final metrics differ (resumed, uninterrupted): {different}"
+    assert not logged, f"the logged curves differ: {logged}"
