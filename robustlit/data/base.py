@@ -16,7 +16,7 @@ from robustlit.utils.distributed import world
 
 
 class RobustDataModule(pl.LightningDataModule):
-    """Base of every robustlit DataModule (DESIGN contract 1).
+    """Base of every robustlit DataModule (``docs/contracts.md``, contract 1).
 
     Subclasses set ``train_dataset``, ``val_dataset``, ``test_dataset`` in ``setup`` and the class
     attributes below. Evaluation loaders use an unpadded distributed sampler under DDP so that every
@@ -47,8 +47,8 @@ class RobustDataModule(pl.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size or 1)):
-            if value < 1:  # PositiveInt refuses it at parse time; this guards direct Python use
+        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if value is not None and value < 1:  # PositiveInt refuses it at parse time; this guards direct Python use
                 raise ValueError(f"{name} must be >= 1; got {value}")
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -91,7 +91,7 @@ class RobustDataModule(pl.LightningDataModule):
 
 
 def check_in_bounds(x: Tensor, bounds: tuple[float, float] | None, where: str) -> None:
-    """Raise a clear error when a batch leaves the declared input domain (DESIGN contract 1)."""
+    """Raise a clear error when a batch leaves the declared input domain (``docs/contracts.md``, contract 1)."""
     if bounds is None or x.numel() == 0:
         return
     low, high = x.min().item(), x.max().item()
