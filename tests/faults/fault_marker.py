@@ -26,3 +26,14 @@ class BatchMarker(Callback):
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         values = {k: float(v) for k, v in trainer.callback_metrics.items()}
         self.metrics.write_text(json.dumps(values, indent=1, sort_keys=True))
+
+
+class StopAfter(Callback):
+    """Stop training cleanly at the end of ``epoch`` (after its checkpoint): an interruption between epochs."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch:
+            trainer.should_stop = True
