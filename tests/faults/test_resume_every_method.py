@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from fault_runs import record
 from harness import CONFIGS, load, shrink, write
 
 from robustlit.cli import main
@@ -60,6 +61,12 @@ def test_stop_and_resume_matches_the_uninterrupted_run(name: str, tmp_path: Path
             same = torch.allclose(value, other, rtol=0, atol=1e-6, equal_nan=True)  # unscored examples are NaN
         if not same:
             different[key] = (value.double() - other.double()).abs().nan_to_num(float("inf")).max().item()
+    record(
+        fault=f"`configs/digits/{name}.yaml` (shrunk) stopped after epoch 1 of 3, resumed from `last.ckpt`",
+        happened="the resumed run trained epoch 2 in a fresh Trainer (same process)",
+        handled=f"final weights and buffers {'equal' if not different else 'DIFFERENT: ' + str(different)} to the "
+        "uninterrupted run's (tolerance 1e-6)",
+    )
     assert not different, f"{name}: resumed run differs from the uninterrupted one: {different}"
     changed = [k for k in want["state_dict"] if not torch.equal(want["state_dict"][k], stopped["state_dict"][k])]
     assert changed, "the third epoch changed nothing: the comparison could not fail"
