@@ -18,6 +18,8 @@ from robustlit.callbacks.checkpoint import best_and_last_checkpoints
 from robustlit.data.base import RobustDataModule
 from robustlit.methods.base import RobustClassifier
 from robustlit.utils.quiet import silence_third_party_noise
+from robustlit.utils.run_paths import place_outputs_under_root, reuse_run_version
+from robustlit.utils.seeding import BatchSeed
 
 ROBUST_MONITOR = "val/robust_acc/ensemble"
 
@@ -31,6 +33,11 @@ class RobustLitCLI(LightningCLI):
     - two checkpoint callbacks (unless the config has a ``ModelCheckpoint``): ``best.ckpt`` maximising
       ``val/robust_acc/ensemble`` on the epochs an :class:`AdversarialEvaluation` at validation runs,
       else ``val/acc``; and ``last.ckpt`` every epoch (:func:`robustlit.callbacks.best_and_last_checkpoints`).
+    - resume that reproduces (``docs/faults.md``): a :class:`BatchSeed` callback re-seeds the global
+      RNGs from (seed, epoch, batch) before every training batch, and ``fit --ckpt_path`` of a checkpoint in
+      ``<save_dir>/<name>/version_N/checkpoints/`` logs into ``version_N`` again.
+    - ``--trainer.default_root_dir D`` places everything the run writes: relative logger
+      ``save_dir`` and callback ``cache_dir``/``output_dir``/``dirpath`` are resolved under ``D``.
     """
 
     def add_arguments_to_parser(self, parser: Any) -> None:
@@ -43,9 +50,18 @@ class RobustLitCLI(LightningCLI):
         for key in ("num_classes", "mean", "std", "bounds"):
             parser.link_arguments(f"data.{key}", f"model.init_args.{key}", apply_on="instantiate")
 
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        place_outputs_under_root(config.trainer)
+        if self.subcommand == "fit":
+            reuse_run_version(config.trainer, config.get("ckpt_path"))
+
     def instantiate_trainer(self, **kwargs: Any):  # noqa: ANN201 - returns a Trainer
         config = self._get(self.config_init, "trainer", default={})
         callbacks = list(config.get("callbacks") or [])
+        if not any(isinstance(c, BatchSeed) for c in callbacks):
+            callbacks.append(BatchSeed())
+
         if config.get("enable_progress_bar", True) is not False and not any(
             isinstance(c, ProgressBar) for c in callbacks
         ):

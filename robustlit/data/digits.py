@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch.utils.data import TensorDataset
@@ -23,9 +24,9 @@ class DigitsDataModule(RobustDataModule):
 
     def __init__(
         self,
-        batch_size: int = 64,
-        eval_batch_size: int | None = 256,
-        num_workers: int = 0,
+        batch_size: PositiveInt = 64,
+        eval_batch_size: PositiveInt | None = 256,
+        num_workers: NonNegativeInt = 0,
         seed: int = 0,
         val_fraction: float = 0.15,
         test_fraction: float = 0.15,
@@ -34,8 +35,7 @@ class DigitsDataModule(RobustDataModule):
         super().__init__(batch_size, eval_batch_size, num_workers, seed)
         if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
             raise ValueError(
-                f"val_fraction and test_fraction must lie in (0, 1) with a sum < 1; got {val_fraction}, "
-                f"{test_fraction}"
+                f"val_fraction and test_fraction must lie in (0, 1) with a sum < 1; got {val_fraction}, {test_fraction}"
             )
         self.val_fraction, self.test_fraction, self.split_seed = val_fraction, test_fraction, split_seed
 

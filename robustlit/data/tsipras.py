@@ -2,7 +2,7 @@
 
 y ~ U{-1, +1};  x_1 = y w.p. p else -y;  x_2..x_{d+1} ~ N(eta*y, 1).  Labels are stored as classes
 {0, 1} (class 1 <=> y = +1). Inputs are unbounded feature vectors (no [0, 1] box), so attacks on
-this data use ``native_pgd``. See methods.md section 3 for the closed-form accuracies.
+this data use ``native_pgd``. See ``docs/tradeoff.md`` for the closed-form accuracies.
 """
 
 from __future__ import annotations
@@ -10,15 +10,13 @@ from __future__ import annotations
 import math
 
 import torch
-from jsonargparse.typing import PositiveInt
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch.utils.data import TensorDataset
 
 from robustlit.data.base import RobustDataModule
 
 
-def sample_tsipras(
-    n: int, d: int, p: float, eta: float, generator: torch.Generator
-) -> tuple[torch.Tensor, ...]:
+def sample_tsipras(n: int, d: int, p: float, eta: float, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
     """Draw ``n`` points (x of shape (n, d + 1), class labels in {0, 1})."""
     y_sign = torch.randint(0, 2, (n,), generator=generator) * 2 - 1
     flip = torch.rand(n, generator=generator) >= p
@@ -48,9 +46,9 @@ class TsiprasDataModule(RobustDataModule):
         n_train: PositiveInt = 10000,
         n_val: PositiveInt = 2000,
         n_test: PositiveInt = 10000,
-        batch_size: int = 256,
-        eval_batch_size: int | None = 1000,
-        num_workers: int = 0,
+        batch_size: PositiveInt = 256,
+        eval_batch_size: PositiveInt | None = 1000,
+        num_workers: NonNegativeInt = 0,
         seed: int = 0,
         data_seed: int = 0,
     ) -> None:
@@ -77,9 +75,7 @@ class TsiprasDataModule(RobustDataModule):
         self.train_dataset, self.val_dataset, self.test_dataset = splits
 
 
-def linear_population_accuracy(
-    weight: torch.Tensor, bias: float, p: float, eta: float, eps: float = 0.0
-) -> float:
+def linear_population_accuracy(weight: torch.Tensor, bias: float, p: float, eta: float, eps: float = 0.0) -> float:
     """Exact accuracy of sign(w·x + b) on the Tsipras distribution under the worst Linf attack of size eps.
 
     For a linear score the worst case lowers the signed margin by eps·‖w‖₁ (all coordinates, x_1

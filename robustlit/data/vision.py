@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch.utils.data import Dataset, Subset
 from torchvision import datasets, transforms
 
@@ -29,11 +30,11 @@ class TorchvisionDataModule(RobustDataModule):
         self,
         root: str = "data",
         download: bool = True,
-        val_size: int = 5000,
+        val_size: NonNegativeInt = 5000,
         augment: bool = True,
-        batch_size: int = 128,
-        eval_batch_size: int | None = 500,
-        num_workers: int = 2,
+        batch_size: PositiveInt = 128,
+        eval_batch_size: PositiveInt | None = 500,
+        num_workers: NonNegativeInt = 2,
         seed: int = 0,
         split_seed: int = 0,
     ) -> None:
