@@ -91,10 +91,15 @@ def evaluation_config(tmp: Path, cache_dir: Path) -> Path:
     """The same run's config for ``robustlit test``: PGD-50 on all 270 test digits in batches of 8 (34
     batches, a few seconds), finished batches cached under ``cache_dir``."""
     config = load(fit_config(tmp))
-    evaluation = config["trainer"]["callbacks"][0]["init_args"]
-    evaluation.update(num_examples=None, batch_size=8, cache_dir=str(cache_dir), print_table=False)
-    evaluation["attacks"][0]["steps"] = 50
-    config["trainer"]["limit_test_batches"] = 1
+    callbacks = config["trainer"]["callbacks"]
+    # one evaluation, at the test stage (the demo's own test-stage evaluation, with AutoAttack, is dropped)
+    others = [c for c in callbacks[1:] if not c["class_path"].endswith("AdversarialEvaluation")]
+    config["trainer"]["callbacks"] = [callbacks[0], *others]
+    evaluation = callbacks[0]["init_args"]
+    evaluation.update(num_examples=None, batch_size=8, cache_dir=str(cache_dir), print_table=False, stages=["test"])
+    evaluation["attacks"] = [{**evaluation["attacks"][0], "steps": 50}]
+    # evaluations honour limit_test_batches: evaluate the whole split
+    config["trainer"]["limit_test_batches"] = 1.0
     return write(config, tmp / "test.yaml")
 
 
