@@ -22,7 +22,7 @@ ROBUST_MONITOR = "val/robust_acc/ensemble"
 class RobustLitCLI(LightningCLI):
     """LightningCLI with robustlit's defaults and links.
 
-    - ``inference_mode=False`` (attacks need gradients at evaluation time; DESIGN contract 4), a
+    - ``inference_mode=False`` (attacks need gradients at evaluation time; docs/contracts.md), a
       TensorBoard logger under ``runs/``, seed 0, and a rich progress bar.
     - the DataModule's ``num_classes``, ``mean``, ``std`` and ``bounds`` are linked into the model.
     - a checkpoint callback monitoring ``val/robust_acc/ensemble`` (max) when an

@@ -1,4 +1,4 @@
-"""Attacks on a mixed classifier that differentiate through alpha (methods.md 6.3).
+"""Attacks on a mixed classifier that differentiate through alpha (Bai et al. 2023; docs/mixed_classifier.md).
 
 A mixed classifier (``robustlit.models.mixture.MixedClassifier``) exposes
 ``forward_with_alpha(x) -> (log_probs, alpha, gamma_logit)``. The adaptive attack of Bai et al.
@@ -119,7 +119,7 @@ def randomized_mixture_attack(
     bounds: tuple[float, float] | None = (0.0, 1.0),
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """Training-time attack of adaptive smoothing (methods.md 6.3): randomised PGD on the whole mixture.
+    """Training-time attack of adaptive smoothing (Bai et al. 2023): randomised PGD on the whole mixture.
 
     The batch is cut into ``groups`` contiguous groups; each draws its own eps ``~ eps * U(eps_scale)``,
     iteration count ``~ U{steps[0], ..., steps[1]}``, step size ``step_factor * eps / iterations`` and

@@ -1,4 +1,4 @@
-"""Projected gradient ascent on an arbitrary per-example loss (methods.md section 1).
+"""Projected gradient ascent on an arbitrary per-example loss (Madry et al. 2018; docs/adversarial_training.md).
 
 Hand-written rather than taken from torchattacks because training-time inner maximisations need
 losses torchattacks does not offer (TRADES' KL to the clean prediction, a DRO barrier objective,

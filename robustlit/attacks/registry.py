@@ -3,7 +3,7 @@
 All adapters share one call convention, ``attack(x, y) -> x_adv``, on [0, 1] inputs, and run under
 :func:`attack_mode`. ``autoattack`` is the standard AutoAttack suite (APGD-CE, APGD-T, FAB-T,
 Square) from pyautoattack; torchattacks' own ``AutoAttack`` class uses non-standard step counts and
-is deliberately not exposed (ecosystem.md B2).
+is deliberately not exposed (docs/evaluation.md, AutoAttack).
 """
 
 from __future__ import annotations

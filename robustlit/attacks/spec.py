@@ -1,4 +1,4 @@
-"""Configuration of one evaluation attack, validated at parse time (DESIGN contract 5)."""
+"""Configuration of one evaluation attack, validated at parse time (docs/contracts.md, honest metric names)."""
 
 from __future__ import annotations
 

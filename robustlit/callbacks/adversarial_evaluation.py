@@ -1,4 +1,4 @@
-"""Adversarial evaluation as a Lightning callback (DESIGN contracts 3-5)."""
+"""Adversarial evaluation as a Lightning callback (docs/evaluation.md; docs/contracts.md)."""
 
 from __future__ import annotations
 

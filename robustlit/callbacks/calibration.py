@@ -1,10 +1,10 @@
 """Calibration evaluation as a Lightning callback: ECE, NLL, Brier, reliability diagram, and under shift.
 
-methods.md 5.3-5.4: ECE with 15 equal-width bins, NLL and the multi-class Brier score of the top-label
+docs/calibration.md: ECE with 15 equal-width bins, NLL and the multi-class Brier score of the top-label
 predictions, on the validation/test set and on corrupted copies of it (Gaussian noise and Gaussian blur,
 CIFAR-10-C severities 1..5, :mod:`robustlit.metrics.shift`). Numbers come from the pure functions of
 :mod:`robustlit.metrics.calibration` applied to the gathered probabilities of exactly the first
-``num_examples`` examples, each counted once, also under DDP (DESIGN contract 5).
+``num_examples`` examples, each counted once, also under DDP (docs/contracts.md, each example counted once).
 """
 
 from __future__ import annotations

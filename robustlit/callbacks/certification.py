@@ -1,5 +1,5 @@
 """Randomized-smoothing certification as a Lightning callback (Cohen et al. 2019; Suekenik et al. 2022;
-methods.md 7.2 and 8.2; DESIGN contracts 5 and 6)."""
+docs/smoothing.md; docs/contracts.md, sound certificates)."""
 
 from __future__ import annotations
 

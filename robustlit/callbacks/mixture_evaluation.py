@@ -1,7 +1,7 @@
-"""Evaluation of a mixed classifier and its two base models as a Lightning callback (methods.md 6).
+"""Evaluation of a mixed classifier and its two base models as a Lightning callback (docs/mixed_classifier.md).
 
 Attacks run end to end on the whole mixture, gradients through alpha and the mixing network's
-tapped features (DESIGN contracts 3-5).
+tapped features (docs/contracts.md: eval-mode attacks, gradients, honest names).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Confidence bounds used by randomized smoothing (Cohen et al. 2019, methods.md 7.2).
+"""Confidence bounds used by randomized smoothing (Cohen et al. 2019, Section 3).
 
 * CERTIFY: one-sided (1 - alpha) Clopper-Pearson lower bound on p_A from the estimation counts.
 * PREDICT: two-sided binomial test of the top-two counts against p = 1/2 (abstain when p > alpha).
@@ -17,7 +17,7 @@ def clopper_pearson_lower(successes: int | np.ndarray, trials: int, alpha: float
 
     ``B(alpha; k, n - k + 1)`` (Beta quantile), defined as 0 for k = 0. This is the lower end of the
     two-sided level-2alpha interval, i.e. statsmodels ``proportion_confint(k, n, alpha=2 * alpha,
-    method="beta")[0]`` as used by Cohen et al.'s CERTIFY (methods.md 7.2 step 3). With k = n it equals
+    method="beta")[0]`` as used by Cohen et al.'s CERTIFY (docs/smoothing.md). With k = n it equals
     ``alpha ** (1 / n)``.
 
     Args:
@@ -49,7 +49,7 @@ def clopper_pearson_lower(successes: int | np.ndarray, trials: int, alpha: float
 def binomial_abstain_pvalue(n1: int, n2: int) -> float:
     """Two-sided binomial-test p-value of ``n1`` successes in ``n1 + n2`` trials at p = 1/2.
 
-    Cohen et al.'s PREDICT (methods.md 7.2) abstains when this exceeds alpha. Uses
+    Cohen et al.'s PREDICT (Section 3) abstains when this exceeds alpha. Uses
     ``scipy.stats.binomtest`` (``binom_test`` was removed from SciPy). Returns 1 when n1 + n2 = 0.
     """
     n1, n2 = int(n1), int(n2)

@@ -1,9 +1,9 @@
-"""Certified radii of a mixed classifier on a batch: Lipschitz and smoothing versions (methods.md 6.2).
+"""Certified radii of a mixed classifier on a batch: Lipschitz and smoothing versions (docs/mixed_classifier.md).
 
 Thin batch wrappers around :mod:`robustlit.certify.mixture_radius`: the Lipschitz version reads the
 robust model's softmax; the smoothing version estimates the smoothed robust model's top-class
 probability by Monte Carlo (selection on ``n0`` draws, Clopper-Pearson lower bound on ``n``
-independent draws, DESIGN contract 6) and uses ``p2 = 1 - p1_lower`` as the runner-up bound.
+independent draws, docs/contracts.md) and uses ``p2 = 1 - p1_lower`` as the runner-up bound.
 Pure torch/scipy, no Lightning.
 """
 
@@ -47,7 +47,7 @@ def certify_mixture_smoothed(
 ) -> tuple[Tensor, Tensor]:
     """``(prediction, radius)`` (N,) for the mixture ``(1 - alpha) g + alpha * smooth_sigma(h)``.
 
-    Bai et al.'s RS certificate (methods.md 6.2): ``r = (sigma/2) max(0, Phi^-1(alpha p1) -
+    Bai et al.'s RS certificate (docs/mixed_classifier.md): ``r = (sigma/2) max(0, Phi^-1(alpha p1) -
     Phi^-1(alpha p2 + 1 - alpha))`` with p1 the Clopper-Pearson lower bound (level
     ``1 - confidence_alpha``) of h's top class under Gaussian noise, p2 = 1 - p1. For alpha = 1 this
     is Cohen et al.'s radius. Radius 0 means no certificate (the prediction is still h's top class).

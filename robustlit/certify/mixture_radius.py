@@ -1,4 +1,4 @@
-"""Certified radii of a mixed classifier ``(1 - alpha) g + alpha h`` (methods.md section 6.2).
+"""Certified radii of a mixed classifier ``(1 - alpha) g + alpha h`` (docs/mixed_classifier.md).
 
 The standard model g is arbitrary (unverified); only the robust model h is certified. Both radii
 assume the worst case for g: all of its probability on h's runner-up class, so the mixture keeps
@@ -47,7 +47,7 @@ def lipschitz_mixture_radius(prob_rob: Tensor, alpha: float | Tensor, lipschitz:
 def smoothed_mixture_radius(
     p1: float | Tensor, p2: float | Tensor, alpha: float | Tensor, sigma: float | Tensor
 ) -> Tensor:
-    """Randomized-smoothing certificate of the mixture (methods.md 6.2, Bai et al.).
+    """Randomized-smoothing certificate of the mixture (Bai et al. 2023; docs/mixed_classifier.md).
 
     ``r = (sigma / 2) * max(0, Phi^-1(p1 / (1 + mu)) - Phi^-1((p2 + mu) / (1 + mu)))`` with
     ``mu = (1 - alpha) / alpha``; equivalently ``Phi^-1(alpha p1) - Phi^-1(alpha p2 + 1 - alpha)``,
@@ -66,7 +66,7 @@ def smoothed_mixture_radius(
 
     The certificate is only as sound as the bounds: the caller must pass Clopper-Pearson (or
     other valid) bounds computed on samples drawn independently of the class selection, with a
-    joint confidence level for p1 and p2 (DESIGN contract 6). Returns float64 radii broadcast
+    joint confidence level for p1 and p2 (docs/contracts.md, sound certificates). Returns float64 radii broadcast
     over the inputs.
     """
     p1_t = torch.as_tensor(p1, dtype=torch.float64)

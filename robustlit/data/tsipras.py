@@ -2,7 +2,7 @@
 
 y ~ U{-1, +1};  x_1 = y w.p. p else -y;  x_2..x_{d+1} ~ N(eta*y, 1).  Labels are stored as classes
 {0, 1} (class 1 <=> y = +1). Inputs are unbounded feature vectors (no [0, 1] box), so attacks on
-this data use ``native_pgd``. See methods.md section 3 for the closed-form accuracies.
+this data use ``native_pgd``. See docs/tradeoff.md for the closed-form accuracies.
 """
 
 from __future__ import annotations

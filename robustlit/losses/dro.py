@@ -1,6 +1,6 @@
 """KL-regularised DRO instance weights and the compositional (SCGD) running normaliser.
 
-DONE (Sow et al., ICLR 2024), methods.md section 4. For per-example losses ℓ_1..ℓ_M and temperature
+DONE (Sow et al., ICLR 2024); docs/reweighting.md. For per-example losses ℓ_1..ℓ_M and temperature
 r > 0 the inner problem
 
     max_{w ∈ Δ_M}  Σ_i w_i ℓ_i − r · KL(w ‖ uniform)
@@ -9,7 +9,7 @@ has the closed-form solution w* = softmax(ℓ / r) (:func:`dro_weights`) and the
 F = r · log( (1/M) Σ_i exp(ℓ_i / r) ) (:func:`dro_objective`, Gibbs variational identity), whose
 gradient is Σ_i w*_i ∇ℓ_i. F is a composition f(g) with g = mean exp(ℓ/r) and f(u) = r log u; a
 minibatch plug-in estimate of ∇(f∘g) is biased, so CID/SCGD keeps a running estimate u_t of g
-(:class:`RunningNormaliser`, algorithm of methods.md 4.2, steps 3-4).
+(:class:`RunningNormaliser`; docs/reweighting.md).
 
 Everything is computed in log space (``logsumexp``): ℓ/r overflows ``exp`` for small r.
 """
@@ -33,7 +33,7 @@ def _check_temperature(temperature: float) -> None:
 
 
 def dro_weights(losses: Tensor, temperature: float) -> Tensor:
-    """Closed-form KL-DRO weights w* = softmax(ℓ / r) over the batch (methods.md 4.1, "Eq. 5").
+    """Closed-form KL-DRO weights w* = softmax(ℓ / r) over the batch (Sow et al. 2024, Eq. 5).
 
     The weights sum to 1; r → ∞ gives uniform weights (plain adversarial training), r → 0 puts all
     mass on the largest loss (ties share it). ``temperature=math.inf`` is allowed and gives exactly
@@ -84,7 +84,7 @@ def weighted_mean(losses: Tensor, weights: Tensor, self_normalised: bool = False
 
 
 class RunningNormaliser(nn.Module):
-    """SCGD running estimate u_t of g = mean_i exp(ℓ_i / r), stored as log u_t (methods.md 4.2, steps 3-4).
+    """SCGD running estimate u_t of g = mean_i exp(ℓ_i / r), stored as log u_t (SCGD; docs/reweighting.md).
 
     ``update`` performs u_t = (1 − τ) u_{t−1} + τ · mean_{i∈B} exp(ℓ_i / r) (on the first call,
     u_1 = the batch mean) and returns the detached per-example weights ω_i = exp(ℓ_i / r) / u_t, so that
@@ -166,7 +166,7 @@ class RunningNormaliser(nn.Module):
 def log_barrier_penalty(delta: Tensor, eps: float, c: float) -> Tensor:
     """Log-barrier of the Linf box, −c Σ_k [log(ε − δ_k) + log(ε + δ_k)], one value per example.
 
-    DONE's smoothed inner problem (methods.md 4.1, "Eq. 7"): the attack *minimises*
+    DONE's smoothed inner problem (Sow et al. 2024, Eq. 7): the attack *minimises*
     ℓ̄(δ) = −ℓ(δ) + ``log_barrier_penalty(δ, ε, c)``. ``delta`` is (N, ...) and the sum runs over all
     non-batch dimensions. Examples with any |δ_k| ≥ ε get +inf (also for c = 0: the box is a hard
     constraint); their gradient is zero rather than NaN. The value may be negative when ε > 1/2 (only

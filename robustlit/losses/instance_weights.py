@@ -1,4 +1,4 @@
-"""Instance-reweighting baselines for DONE: GAIRAT and MAIL weights (methods.md section 4.3).
+"""Instance-reweighting baselines for DONE: GAIRAT and MAIL weights (docs/reweighting.md).
 
 Both return detached per-example weights meant for :func:`robustlit.losses.dro.weighted_mean`.
 

@@ -1,4 +1,4 @@
-"""Per-example label smoothing and the AR-AdaLS per-bin schedule (Qin et al., NeurIPS 2021; methods.md 5.2).
+"""Per-example label smoothing and the AR-AdaLS per-bin schedule (Qin et al., NeurIPS 2021; docs/calibration.md).
 
 Examples are binned by adversarial robustness (see :mod:`robustlit.losses.robustness_score`); bin r has
 its own smoothing strength ε_r, the target of an example in bin r is ỹ = (1 − ε_r) onehot(y) + ε_r / K,

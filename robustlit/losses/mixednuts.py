@@ -1,6 +1,6 @@
 """MixedNUTS: training-free nonlinear mixing of a standard and a robust classifier.
 
-Bai, Zhou, Patel, Sojoudi (TMLR 2024, arXiv 2402.02263); ``reference/methods.md`` section 6.4.
+Bai, Zhou, Patel, Sojoudi (TMLR 2024, arXiv 2402.02263); docs/mixed_classifier.md.
 The robust logits z_h go through ``M_h(z) = s * sign(u) * |u|^p`` with ``u = GELU(z~ + c)`` and
 ``z~`` the logits standardised over their top-k; the standard model contributes a hard max
 (one-hot) "probability"; the two are mixed with a constant alpha. The three parameters (s, c, p)
@@ -58,7 +58,7 @@ def _transform64(logits: Tensor, s: float, c: float, p: float, k: int) -> Tensor
 
 
 def mixednuts_transform(logits: Tensor, s: float, c: float, p: float, k: int = 250) -> Tensor:
-    """MixedNUTS logit map ``M_h(z) = s * sign(u) * |u|^p``, ``u = GELU(z~ + c)`` (methods.md 6.4).
+    """MixedNUTS logit map ``M_h(z) = s * sign(u) * |u|^p``, ``u = GELU(z~ + c)`` (docs/mixed_classifier.md).
 
     ``z~`` standardises each row by the mean and unbiased variance (+1e-8) of its top-k logits
     (all logits when k >= K). Computed in float64, returned in the input dtype. Use p >= 1: for
@@ -75,7 +75,7 @@ def mixednuts_monotone_mask(logits: Tensor, c: float, k: int = 250) -> Tensor:
     """(N, K) bool: classes in the region where the transform is increasing (``z~ + c >= GELU_ARGMIN``).
 
     Classes inside the mask keep their mutual order under the transform. Use it to report whether a
-    chosen c keeps the ranking of the top classes (methods.md 9, check 20); the predicted class is
+    chosen c keeps the ranking of the top classes (tests/mixture/test_mixture_mixednuts.py); the predicted class is
     preserved when the top class has ``z~ + c > 0`` (see :func:`mixednuts_transform`).
     """
     return (_standardise(logits, k) + c) >= GELU_ARGMIN
@@ -100,7 +100,7 @@ def mixednuts_log_probs(
     """MixedNUTS output ``log((1 - alpha) * onehot(argmax z_g) + alpha * softmax(M_h(z_h)))``.
 
     The standard model enters through a hard max (no gradient: attacks need a differentiable
-    surrogate, methods.md 6.4). Its log-probabilities use the finite floor
+    surrogate, docs/mixed_classifier.md). Its log-probabilities use the finite floor
     :data:`HARD_MAX_LOG_FLOOR` instead of -inf, which changes no probability. The mixture is
     computed in float64 and returned in the robust logits' dtype (at least float32). The mixture
     predicts h's class y iff ``q_y - q_{g's class} > (1 - alpha) / alpha`` with ``q = softmax(M_h)``.
@@ -124,7 +124,7 @@ def search_mixednuts_parameters(
     keep_fraction: float = 0.985,
     k: int = 250,
 ) -> dict[str, float]:
-    """Grid search of (s, c, p) and alpha (methods.md 6.4, MixedNUTS ``calc_spca``).
+    """Grid search of (s, c, p) and alpha (Bai et al. 2024, MixedNUTS ``calc_spca``; docs/mixed_classifier.md).
 
     For each grid point: ``m_a`` = transformed probability margins (top-1 minus top-2) of the robust
     model on set (a), attacked examples it classifies correctly; ``cutoff`` = the

@@ -1,8 +1,8 @@
 """Mixed standard + robust classifier in probability space, and its mixing-network loss.
 
 Adaptive Smoothing (Bai et al., arXiv 2301.12554) and MixedNUTS (Bai et al., TMLR 2024); see
-``reference/methods.md`` sections 6.1 and 6.3. A mixture returns *log-probabilities* (DESIGN
-contract 2), so ``softmax(output)`` is the mixture itself and cross-entropy on the output is its NLL.
+docs/mixed_classifier.md. A mixture returns *log-probabilities* (docs/contracts.md,
+models map inputs to logits), so ``softmax(output)`` is the mixture itself and cross-entropy on the output is its NLL.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def mix_log_probs(
     scale_std: float = 1.0,
     scale_rob: float = 1.0,
 ) -> Tensor:
-    """Log of the mixed probabilities (methods.md 6.1).
+    """Log of the mixed probabilities (Bai et al. 2023; docs/mixed_classifier.md).
 
     ``out = log((1 - alpha) * softmax(scale_std * z_g) + alpha * softmax(scale_rob * z_h))``,
     computed as ``logsumexp(log(1 - alpha) + log_softmax(s_g z_g), log(alpha) + log_softmax(s_h z_h))``.
@@ -85,7 +85,7 @@ def mix_log_probs(
 
 
 def mixing_bce_loss(gamma_logit: Tensor, is_attacked: Tensor, reduction: str = "mean") -> Tensor:
-    """BCE of the mixing logit gamma against the detector label s (methods.md 6.3).
+    """BCE of the mixing logit gamma against the detector label s (Bai et al. 2023; docs/mixed_classifier.md).
 
     s = 1 for attacked inputs ("trust the robust model h", large alpha), s = 0 for clean ones
     ("trust the standard model g"). ``gamma_logit`` is the (N,) logit whose sigmoid is alpha
@@ -107,7 +107,7 @@ def mixing_network_loss(
     clean_scale: float = 2.0,
     adv_scale: float = 1.0,
 ) -> Tensor:
-    """Adaptive-smoothing training objective for the mixing network (methods.md 6.3).
+    """Adaptive-smoothing training objective for the mixing network (Bai et al. 2023; docs/mixed_classifier.md).
 
     Per example: ``c_bce * BCE(gamma, s) + c_ce * CE(out, y) + c_prod * BCE * CE``, multiplied by
     ``adv_scale`` for attacked examples (s = 1) and ``clean_scale`` for clean ones (s = 0), then

@@ -1,4 +1,4 @@
-"""Per-example adversarial robustness score for AR-AdaLS (Qin et al., NeurIPS 2021; methods.md 5.1).
+"""Per-example adversarial robustness score for AR-AdaLS (Qin et al., NeurIPS 2021; docs/calibration.md).
 
 R(x) = the smallest Linf radius, on a given increasing grid, at which a PGD attack changes the model's
 *predicted* class (the prediction, not the label, is attacked, so the score also exists for unlabelled
@@ -6,7 +6,7 @@ and test inputs). The attack is the shared :func:`robustlit.attacks.pgd.pgd_atta
 attack discipline (every submodule in eval mode, parameter gradients off, both restored afterwards,
 input gradients enabled locally even under ``torch.no_grad``).
 
-Choices where the paper is silent (methods.md 10):
+Choices where the paper is silent (docs/calibration.md):
 - Grid search over the radii, attacking at each radius only the examples not yet flipped; an example
   counts as flipped at a radius when the *final* PGD iterate changes the prediction.
 - Examples never flipped get the cap (the last radius) and ``flipped=False`` in the returned

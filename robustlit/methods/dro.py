@@ -1,4 +1,4 @@
-"""DRO-AT: doubly-robust instance-reweighted adversarial training (DONE, Sow et al., ICLR 2024; methods.md 4).
+"""DRO-AT: doubly-robust instance-reweighted adversarial training (DONE, Sow et al., ICLR 2024; docs/reweighting.md).
 
 The outer problem weights the per-example adversarial losses ℓ_i by the solution of a KL-regularised
 DRO problem, max_{w ∈ Δ} Σ w_i ℓ_i − r KL(w ‖ uniform), i.e. w* = softmax(ℓ / r). Its value is
@@ -7,15 +7,15 @@ running estimate u_t of g = mean exp(ℓ / r) is kept across batches (SCGD, the 
 
     u_t = (1 − τ) u_{t−1} + τ · mean_{i∈B} exp(ℓ_i / r),   loss = (1/|B|) Σ_i ω_i ℓ_i,   ω_i = exp(ℓ_i / r) / u_t
 
-(:class:`robustlit.losses.dro.RunningNormaliser`, methods.md 4.2 steps 3-5). r → ∞ (``temperature: null``
+(:class:`robustlit.losses.dro.RunningNormaliser`; docs/reweighting.md). r → ∞ (``temperature: null``
 or ``.inf``) gives uniform weights, i.e. exactly plain PGD-AT / TRADES.
 
 The inner attack is PGD, or (``inner_attack: log_barrier``) DONE's smoothed inner problem
-min_δ −ℓ(x + δ) − c Σ_k [log(ε − δ_k) + log(ε + δ_k)] (methods.md 4.1, "Eq. 7"), solved by
+min_δ −ℓ(x + δ) − c Σ_k [log(ε − δ_k) + log(ε + δ_k)] (Sow et al. 2024, Eq. 7), solved by
 :func:`log_barrier_attack`.
 
 Deliberate simplification: the gradient treats x' as a constant (Danskin / first-order, as plain AT
-does); DONE's implicit-differentiation correction of the hypergradient (methods.md 4.1, last item) is
+does); DONE's implicit-differentiation correction of the hypergradient (Sow et al. 2024; docs/reweighting.md) is
 not implemented.
 """
 

@@ -1,5 +1,5 @@
-"""Gaussian noise augmentation for randomized smoothing: constant sigma (Cohen et al. 2019, methods.md 7.3)
-or an input-dependent sigma(x) (Suekenik et al. 2022, methods.md 8.4).
+"""Gaussian noise augmentation for randomized smoothing: constant sigma (Cohen et al. 2019)
+or an input-dependent sigma(x) (Suekenik et al. 2022); docs/smoothing.md.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class TrainingSetKNNSigma(KNNSigma):
     """:class:`KNNSigma` whose reference points are the training images, filled in at ``fit`` time.
 
     sigma(x) = sigma_base exp(rate (d_k(x) - normaliser)), d_k = mean l2 distance to the k nearest
-    training images (methods.md 8.4). Config-friendly: no tensor argument. :class:`GaussianSmoothing`
+    training images (docs/smoothing.md). Config-friendly: no tensor argument. :class:`GaussianSmoothing`
     calls :meth:`set_reference` with the DataModule's training set in ``setup("fit")``; the reference is
     a buffer, so it is saved in every checkpoint and a loaded model certifies with the very same sigma(x)
     (loading resizes the buffer to the stored shape). Checkpoint size grows by ``4 * M * D`` bytes
@@ -102,7 +102,7 @@ class TrainingSetKNNSigma(KNNSigma):
 
 
 class GaussianSmoothing(RobustClassifier):
-    """Train the base classifier f on ``x + sigma(x) * eps``, eps ~ N(0, I) (methods.md 7.3 / 8.4).
+    """Train the base classifier f on ``x + sigma(x) * eps``, eps ~ N(0, I) (docs/smoothing.md).
 
     Fresh noise every step, added in [0, 1] pixel space *before* the model's Normalize layer and not
     clipped, with plain cross-entropy: the training of Cohen et al. (constant sigma) and Suekenik et al.

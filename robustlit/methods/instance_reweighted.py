@@ -1,10 +1,10 @@
-"""Instance-reweighted adversarial training: the shared machinery, GAIRAT and MAIL (methods.md 4.3).
+"""Instance-reweighted adversarial training: the shared machinery, GAIRAT and MAIL (docs/reweighting.md).
 
 All three reweighted methods (GAIRAT, MAIL here; DRO-AT in :mod:`robustlit.methods.dro`) train on the
 per-example loss of a base objective, chosen by ``base_loss``:
 
-- ``pgd_at``: ℓ_i = CE(f(x'_i), y_i), x' from K-step PGD on CE (Madry et al., methods.md 2.1);
-- ``trades``: ℓ_i = CE(f(x_i), y_i) + β KL(p(x_i) ‖ p(x'_i)), x' from PGD on the KL (methods.md 2.2).
+- ``pgd_at``: ℓ_i = CE(f(x'_i), y_i), x' from K-step PGD on CE (Madry et al. 2018; docs/adversarial_training.md);
+- ``trades``: ℓ_i = CE(f(x_i), y_i) + β KL(p(x_i) ‖ p(x'_i)), x' from PGD on the KL (Zhang et al. 2019).
 
 Baseline weightings follow their reference code: GAIRAT's weights depend on κ_i, the number of attack
 iterations at which x'_i was still classified correctly (``GAIR.py``: counted at every iteration
@@ -171,7 +171,7 @@ class InstanceReweightedAT(AdversarialTraining):
 
 
 class GAIRAT(InstanceReweightedAT):
-    """Geometry-aware instance-reweighted AT (Zhang et al., ICLR 2021; methods.md 4.3).
+    """Geometry-aware instance-reweighted AT (Zhang et al., ICLR 2021; docs/reweighting.md).
 
     w_i ∝ ½ (1 + tanh(λ + 5 (1 − 2 κ_i / K))), normalised to mean 1 over the batch: examples the attack
     flips early (small κ, close to the decision boundary) get the largest weights.
@@ -191,7 +191,7 @@ class GAIRAT(InstanceReweightedAT):
 
 
 class MAIL(InstanceReweightedAT):
-    """Margin-aware instance reweighting (Wang et al., NeurIPS 2021; methods.md 4.3).
+    """Margin-aware instance reweighting (Wang et al., NeurIPS 2021; docs/reweighting.md).
 
     w_i ∝ sigmoid(slope · (PM_i + bias)) with the probabilistic margin PM_i = max_{k≠y} p_k(x'_i) − p_y(x'_i),
     normalised to mean 1 over the batch (``normalise: false`` uses the reference's fixed factor 3 instead).

@@ -1,4 +1,4 @@
-"""Label-smoothing methods: uniform label smoothing and AR-AdaLS (Qin et al., NeurIPS 2021; methods.md 5).
+"""Label-smoothing methods: uniform label smoothing and AR-AdaLS (Qin et al., NeurIPS 2021; docs/calibration.md).
 
 AR-AdaLS (adversarial-robustness-based adaptive label smoothing) trains with per-example smoothed
 targets ỹ = (1 − ε_r) onehot(y) + ε_r / K, where r is the example's robustness bin:
@@ -81,7 +81,7 @@ def _dataset_of(loaders: object) -> Dataset:
 
 
 class ARAdaLS(RobustClassifier):
-    """Adversarial-robustness-based adaptive label smoothing (AR-AdaLS, methods.md 5.1-5.2).
+    """Adversarial-robustness-based adaptive label smoothing (AR-AdaLS, Qin et al. 2021; docs/calibration.md).
 
     Args:
         num_bins: number R of robustness bins.

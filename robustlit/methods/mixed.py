@@ -1,9 +1,9 @@
-"""Mixed classifier of a standard and a robust model ("adaptive smoothing", Bai et al. 2023), methods.md 6.
+"""Mixed classifier of a standard and a robust model ("adaptive smoothing", Bai et al. 2023), docs/mixed_classifier.md.
 
 ``out(x) = log((1 - alpha(x)) softmax(s_g z_g(x)) + alpha(x) softmax(s_h z_h(x)))`` with frozen base
 models g (accurate) and h (robust); alpha is a constant or the output of a mixing network that reads
 intermediate features of both base models (forward hooks on named layers). Only the mixing network
-is trained, with the recipe of methods.md 6.3.
+is trained, with the recipe of Bai et al. 2023 (docs/mixed_classifier.md).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def _feature_channels(model: nn.Module, layers: Sequence[str], input_shape: Sequ
 
 
 class MixedClassifierModule(RobustClassifier):
-    """Mixed classifier ``log((1 - alpha) softmax(s_g z_g) + alpha softmax(s_h z_h))`` (methods.md 6.1, 6.3).
+    """Mixed classifier ``log((1 - alpha) softmax(s_g z_g) + alpha softmax(s_h z_h))`` (docs/mixed_classifier.md).
 
     ``self.classifier`` is ``Sequential(Normalize(0, 1), MixedClassifier)``: the base models carry
     their own normalisation, so the outer one is the identity (``mean``/``std`` linked from the data
@@ -53,7 +53,7 @@ class MixedClassifierModule(RobustClassifier):
     ``forward_with_alpha`` for adaptive attacks. Base models are frozen and always in eval mode; only
     the mixing network's parameters require gradients, so the optimizer sees only them.
 
-    Training step (methods.md 6.3): attacked copies of the batch from
+    Training step (Bai et al. 2023; docs/mixed_classifier.md): attacked copies of the batch from
     :func:`~robustlit.attacks.adaptive_mixture.randomized_mixture_attack` on the whole mixture (eval
     mode, uncompressed alpha), then a buffer of clean (s = 0) and attacked (s = 1) examples trained
     with ``mixing_network_loss`` (BCE on gamma + CE of the mixture + their product). The saved
@@ -222,7 +222,7 @@ class MixedClassifierModule(RobustClassifier):
 
     # ---- training ---------------------------------------------------------------------------------
     def attacked_copies(self, x: Tensor, y: Tensor) -> Tensor:
-        """Randomised attack on the whole mixture, eval mode, uncompressed alpha (methods.md 6.3)."""
+        """Randomised attack on the whole mixture, eval mode, uncompressed alpha (Bai et al. 2023)."""
         mixture, previous = self.mixture, self.mixture.compress_alpha
         mixture.compress_alpha = False
         try:

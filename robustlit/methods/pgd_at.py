@@ -1,4 +1,4 @@
-"""PGD adversarial training (Madry et al. 2018), methods.md 2.1."""
+"""PGD adversarial training (Madry et al. 2018, Eq. 2.1; docs/adversarial_training.md)."""
 
 from __future__ import annotations
 

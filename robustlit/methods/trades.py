@@ -1,4 +1,4 @@
-"""TRADES (Zhang et al. 2019), methods.md 2.2."""
+"""TRADES (Zhang et al. 2019, Section 4; docs/adversarial_training.md)."""
 
 from __future__ import annotations
 

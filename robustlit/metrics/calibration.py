@@ -1,6 +1,6 @@
 """Calibration metrics on predicted probabilities: ECE, reliability bins and diagram, Brier, NLL.
 
-methods.md 5.3: ECE = Σ_b (|S_b| / n) · |acc(S_b) − conf(S_b)| over B equal-width bins of the top-label
+docs/calibration.md: ECE = Σ_b (|S_b| / n) · |acc(S_b) − conf(S_b)| over B equal-width bins of the top-label
 confidence max_k p_k on [0, 1] (B = 15 by convention; Guo et al. 2017). All functions take
 probabilities (N, K) (softmax of the logits, or the mixture probabilities of a mixed classifier) and
 integer labels (N,).

@@ -1,12 +1,12 @@
 """Mixed classifier of a standard and a robust model (Adaptive Smoothing, Bai et al. 2023).
 
-Plain ``nn.Module`` parts, no Lightning (``reference/methods.md`` sections 6.1 and 6.3):
+Plain ``nn.Module`` parts, no Lightning (docs/mixed_classifier.md):
 
 - :class:`FeatureTap` collects intermediate outputs of named submodules during a forward.
 - :class:`MixingNetwork` maps the tapped features of both base models to a per-example mixing
   weight alpha(x) (the "adapted adversarial detector").
 - :class:`MixedClassifier` returns ``log((1 - alpha) softmax(s_g z_g) + alpha softmax(s_h z_h))``
-  (log-probabilities, DESIGN contract 2), with alpha constant or from the mixing network.
+  (log-probabilities, docs/contracts.md), with alpha constant or from the mixing network.
 
 Gradients flow through alpha and through the tapped features (nothing is detached), so an attack
 on the mixed classifier also attacks the mixing network, as the paper's adaptive evaluation does.
@@ -97,7 +97,7 @@ class FeatureTap:
 
 
 class MixingNetwork(nn.Module):
-    """Mixing network: tapped features of both base models -> alpha(x) in [0, 1] (methods.md 6.3).
+    """Mixing network: tapped features of both base models -> alpha(x) in [0, 1] (docs/mixed_classifier.md).
 
     A simplified version of the paper's detector. Each input feature (NCHW map, or (N, D) vector
     treated as a 1x1 map) is projected to ``width`` channels by a 1x1 convolution and batch norm,
@@ -206,7 +206,7 @@ class MixingNetwork(nn.Module):
 
 
 class MixedClassifier(nn.Module):
-    """Mixture of a standard model g and a robust model h in probability space (methods.md 6.1).
+    """Mixture of a standard model g and a robust model h in probability space (docs/mixed_classifier.md).
 
     ``forward(x) = log((1 - alpha(x)) softmax(scale_std * g(x)) + alpha(x) softmax(scale_rob * h(x)))``.
 

@@ -1,7 +1,7 @@
 """Exact sharding of evaluation examples across processes: no padding, every example counted once.
 
 Lightning's DistributedSampler pads uneven shards with repeated examples, which biases a reported
-accuracy (DESIGN contract 5). Here whole *batches* of a fixed global layout are dealt to ranks
+accuracy (docs/contracts.md). Here whole *batches* of a fixed global layout are dealt to ranks
 round-robin, so each batch (and its seeded randomness) is identical whatever the world size, and a
 2-process run reproduces a 1-process run exactly.
 """

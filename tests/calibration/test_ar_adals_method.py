@@ -1,4 +1,4 @@
-"""AR-AdaLS and uniform label smoothing as training modules (methods.md 5 and 9, checks 14-15)."""
+"""AR-AdaLS and uniform label smoothing as training modules (docs/calibration.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Base module, PGD-AT and TRADES behaviour (methods.md 2, section 9 checks 2, 4, 5)."""
+"""Base module, PGD-AT and TRADES behaviour (docs/adversarial_training.md)."""
 
 from __future__ import annotations
 

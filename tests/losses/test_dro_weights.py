@@ -1,4 +1,4 @@
-"""DONE / DRO weights, Gibbs identity, SCGD running normaliser, log barrier (methods.md 9, checks 10-12)."""
+"""DONE / DRO weights, Gibbs identity, SCGD running normaliser, log barrier (Sow et al. 2024; docs/reweighting.md)."""
 
 from __future__ import annotations
 

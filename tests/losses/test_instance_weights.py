@@ -1,4 +1,4 @@
-"""GAIRAT and MAIL instance weights (methods.md 4.3 and 9, check 13)."""
+"""GAIRAT and MAIL instance weights (docs/reweighting.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-example label smoothing and the AR-AdaLS schedule (methods.md 5.2 and 9, checks 14-15)."""
+"""Per-example label smoothing and the AR-AdaLS schedule (docs/calibration.md)."""
 
 from __future__ import annotations
 

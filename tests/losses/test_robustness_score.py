@@ -1,4 +1,4 @@
-"""Robustness score = smallest Linf radius that flips the prediction (methods.md 5.1 and 9, check 16)."""
+"""Robustness score = smallest Linf radius that flips the prediction (Qin et al. 2021; docs/calibration.md)."""
 
 from __future__ import annotations
 

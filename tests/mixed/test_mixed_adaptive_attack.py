@@ -1,4 +1,4 @@
-"""Adaptive attacks on the mixture go through alpha (methods.md 6.3)."""
+"""Adaptive attacks on the mixture go through alpha (Bai et al. 2023; docs/mixed_classifier.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""MixedClassifierModule: training recipe, frozen base models, alpha endpoints, checkpoints (methods.md 6)."""
+"""MixedClassifierModule: training recipe, frozen bases, alpha endpoints, checkpoints (docs/mixed_classifier.md)."""
 
 from __future__ import annotations
 

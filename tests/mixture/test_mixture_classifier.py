@@ -1,4 +1,4 @@
-"""FeatureTap, MixingNetwork and MixedClassifier (methods.md 6.1, 6.3)."""
+"""FeatureTap, MixingNetwork and MixedClassifier (Bai et al. 2023; docs/mixed_classifier.md)."""
 
 from __future__ import annotations
 

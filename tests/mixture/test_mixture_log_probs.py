@@ -1,4 +1,4 @@
-"""mix_log_probs and the mixing-network loss (methods.md 6.1, 6.3; section 9 check 17)."""
+"""mix_log_probs and the mixing-network loss (Bai et al. 2023; docs/mixed_classifier.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Certified radii of the mixed classifier (methods.md 6.2; section 9 check 19)."""
+"""Certified radii of the mixed classifier (docs/mixed_classifier.md)."""
 
 from __future__ import annotations
 

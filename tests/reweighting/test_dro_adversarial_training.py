@@ -1,4 +1,4 @@
-"""DRO-AT (methods.md 4 and 9, checks 10-12): r = inf is plain AT, SCGD weights, log-barrier attack."""
+"""DRO-AT (Sow et al. 2024; docs/reweighting.md): r = inf is plain AT, SCGD weights, log-barrier attack."""
 
 from __future__ import annotations
 

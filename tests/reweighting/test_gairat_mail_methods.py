@@ -1,4 +1,4 @@
-"""GAIRAT and MAIL baselines (methods.md 4.3 and 9, check 13) as training modules."""
+"""GAIRAT and MAIL baselines (docs/reweighting.md) as training modules."""
 
 from __future__ import annotations
 
