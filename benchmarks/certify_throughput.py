@@ -1,6 +1,6 @@
 """Certification throughput vs plain batched inference, measured side by side (goal: ratio >= 0.9).
 
-CERTIFY (Cohen et al. 2019, methods.md 7.2) spends its time in forward passes of the base model on noisy
+CERTIFY (Cohen et al. 2019, Section 3) spends its time in forward passes of the base model on noisy
 copies of one input. This script times ``SmoothedClassifier.certify`` (n0 + n noise samples per example,
 ``batch_size`` at a time: noise draw, forward, argmax, vote counting, Clopper-Pearson bound, radius) and
 plain ``model(x)`` on ready-made batches of the same size, alternating the two in every repetition, and

@@ -1,4 +1,4 @@
-"""The attack-discipline context manager (DESIGN contract 3).
+"""The attack-discipline context manager (docs/contracts.md, attack discipline).
 
 Every adversarial-example generation runs inside :func:`attack_mode`: each submodule is put in
 eval mode (so batch-norm uses and keeps its running statistics, dropout is off), parameter

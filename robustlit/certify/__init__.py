@@ -1,6 +1,6 @@
 """Randomized-smoothing certification, pure torch/scipy (no Lightning): sampling, Clopper-Pearson bounds,
 constant-sigma (Cohen et al. 2019) and input-dependent-sigma (Suekenik et al. 2022) radii, sigma
-functions, and certified-accuracy reports. See reference/methods.md sections 7 and 8.
+functions, and certified-accuracy reports. See docs/smoothing.md.
 """
 
 from robustlit.certify.bounds import binomial_abstain_pvalue, clopper_pearson_lower

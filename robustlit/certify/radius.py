@@ -1,7 +1,7 @@
 """Certified l2 radii of Gaussian smoothing: constant sigma (Cohen et al. 2019, Thm. 1) and
-input-dependent sigma (Suekenik, Kuvshinov, Guennemann, ICML 2022; methods.md section 8).
+input-dependent sigma (Suekenik, Kuvshinov, Guennemann, ICML 2022; docs/smoothing.md).
 
-Input-dependent certificate (methods.md 8.2). If sigma(.) is r-semi-elastic, a point x1 at l2
+Input-dependent certificate (Suekenik et al. 2022; docs/smoothing.md). If sigma(.) is r-semi-elastic, a point x1 at l2
 distance a from x0 has sigma1 = sigma(x1) in [sigma0 e^{-ra}, sigma0 e^{ra}]. By Neyman-Pearson the
 largest probability that N(x1, sigma1^2 I) can give to a set B with N(x0, sigma0^2 I)(B) <= p_B is
 (rho = sigma1 / sigma0, lambda0 = a^2 / (sigma0^2 (1 - rho^2)^2), lambda1 = rho^2 lambda0)
@@ -37,7 +37,7 @@ _MAX_NONCENTRALITY = 1e6
 
 
 def cohen_radius(p_a_lower: float, sigma: float) -> float:
-    """Cohen et al.'s certified radius ``sigma * Phi^-1(p_A_lower)`` (methods.md 7.1).
+    """Cohen et al.'s certified radius ``sigma * Phi^-1(p_A_lower)`` (Cohen et al. 2019, Thm. 1).
 
     Returns 0 (abstain) when ``p_a_lower <= 1/2``, and ``inf`` when ``p_a_lower == 1``.
     """
@@ -56,7 +56,7 @@ def worst_case_xi(
     p_b: float,
     dim: int,
 ) -> np.ndarray:
-    """Neyman-Pearson worst case ``xi`` of methods.md 8.2 (elementwise over broadcast a, sigma1).
+    """Neyman-Pearson worst case ``xi`` (docs/smoothing.md) (elementwise over broadcast a, sigma1).
 
     The largest probability ``N(x1, sigma1^2 I)`` can put on a set that ``N(x0, sigma0^2 I)`` gives at
     most ``p_b``, with ``||x1 - x0|| = a`` in dimension ``dim``. ``sigma1 == sigma0`` uses Cohen's
@@ -89,7 +89,7 @@ def input_dependent_radius(
     num_sigma_steps: int = 3,
     max_radius_in_sigmas: float = 5.0,
 ) -> float:
-    """Certified radius for an r-semi-elastic sigma(x) (Suekenik et al. 2022; methods.md 8.2).
+    """Certified radius for an r-semi-elastic sigma(x) (Suekenik et al. 2022; docs/smoothing.md).
 
     The radius is the largest grid point ``a_i = i * max_radius_in_sigmas * sigma0 / num_radius_steps``
     such that, for every grid point ``a' <= a_i``, the worst case of ``xi(a')`` over ``num_sigma_steps``
@@ -141,7 +141,7 @@ def input_dependent_radius(
 
 
 def curse_of_dimensionality_ratio_bounds(dim: int, p_b: float) -> tuple[float, float]:
-    """Admissible ``sigma1 / sigma0`` as a -> 0 (methods.md 8.3): ``(sqrt(Q(p_B)/m), sqrt(Q(1-p_B)/m))``.
+    """Admissible ``sigma1 / sigma0`` as a -> 0 (docs/smoothing.md): ``(sqrt(Q(p_B)/m), sqrt(Q(1-p_B)/m))``.
 
     Q is the central chi2_N quantile and m its median: even two Gaussians with the same mean are told
     apart by their norms when N is large, so only ratios strictly inside these bounds certify anything.

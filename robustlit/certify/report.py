@@ -1,6 +1,6 @@
 """Certified-accuracy summaries and the per-example TSV log of Cohen et al.'s ``certify.py``.
 
-Certified accuracy at r (methods.md 7.2) = fraction of examples whose prediction is correct and whose
+Certified accuracy at r (docs/smoothing.md) = fraction of examples whose prediction is correct and whose
 certified radius is >= r; abstentions (predict -1) count as wrong. The log has one row per example,
 header ``idx label predict radius correct time`` (tab separated, time as ``str(datetime.timedelta)``),
 written and flushed row by row so that an interrupted run keeps its finished rows and can resume.

@@ -1,4 +1,4 @@
-"""Noise-level functions sigma(x) for (input-dependent) randomized smoothing (methods.md 8.1, 8.4).
+"""Noise-level functions sigma(x) for (input-dependent) randomized smoothing (docs/smoothing.md).
 
 A sigma function maps a batch x of shape (N, ...) in pixel space to sigma(x) of shape (N,) and declares
 its semi-elasticity r: |log sigma(x) - log sigma(x')| <= r ||x - x'||_2 for all x, x'. The certifier
@@ -55,7 +55,7 @@ class ConstantSigma(SigmaFunction):
 class KNNSigma(SigmaFunction):
     """sigma(x) = sigma_b exp(r (d_k(x) - m)), d_k = mean l2 distance to the k nearest reference points.
 
-    Suekenik et al. 2022 (methods.md 8.4): d_k is 1-Lipschitz, so sigma is r-semi-elastic
+    Suekenik et al. 2022 (docs/smoothing.md): d_k is 1-Lipschitz, so sigma is r-semi-elastic
     (``semi_elasticity = rate``). Inputs and reference points are flattened; distances are computed
     in chunks with ``torch.cdist`` (exact, not the matmul shortcut) keeping a running top-k, so memory
     is O(query_chunk * reference_chunk).

@@ -1,5 +1,5 @@
-"""Monte-Carlo PREDICT and CERTIFY of a Gaussian-smoothed classifier (Cohen et al. 2019, methods.md 7.2),
-with input-dependent sigma certified by Suekenik et al.'s radius (methods.md 8.2; DESIGN contract 6).
+"""Monte-Carlo PREDICT and CERTIFY of a Gaussian-smoothed classifier (Cohen et al. 2019, Section 3),
+with input-dependent sigma certified by Suekenik et al.'s radius (docs/smoothing.md; docs/contracts.md).
 
 Noise is added in [0, 1] pixel space to the model's input (normalisation is the model's first layer, so
 radii are in pixel units); noisy inputs are not clipped; the base model runs in eval mode under no_grad.
@@ -75,7 +75,7 @@ class SmoothedClassifier:
     Args:
         base_model: f, mapping (B, ...) inputs to (B, K) logits. Sampling runs on its device.
         sigma: a ``SigmaFunction`` or a float (``ConstantSigma``).
-        input_bounds: the pixel range that inputs must lie in (contract 1), or None for feature
+        input_bounds: the pixel range that inputs must lie in (docs/contracts.md, pixel space), or None for feature
             vectors. An input outside it raises ValueError.
         radius_kwargs: extra keyword arguments for ``input_dependent_radius`` (grid sizes).
     """

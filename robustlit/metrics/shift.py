@@ -1,4 +1,4 @@
-"""Distribution-shift corruptions for [0, 1] images, to measure calibration under shift (methods.md 5.4).
+"""Distribution-shift corruptions for [0, 1] images, to measure calibration under shift (docs/calibration.md).
 
 Pure-torch versions of two CIFAR-10-C corruptions (Hendrycks & Dietterich, ICLR 2019), severities 1..5.
 The sigma tables are those of the CIFAR-10-C generation code (for 32x32 images, in [0, 1] pixel
@@ -24,7 +24,7 @@ def _check(x: Tensor, severity: int) -> None:
     if x.dim() < 3:
         raise ValueError(f"expected images (..., C, H, W); got shape {tuple(x.shape)}")
     if x.numel() and (x.min() < 0 or x.max() > 1):
-        raise ValueError("corruptions expect un-normalised images in [0, 1] (DESIGN contract 1)")
+        raise ValueError("corruptions expect un-normalised images in [0, 1] (docs/contracts.md, pixel space)")
 
 
 def gaussian_noise(x: Tensor, severity: int, generator: torch.Generator | None = None) -> Tensor:

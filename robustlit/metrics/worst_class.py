@@ -1,4 +1,4 @@
-"""Per-class and worst-class accuracy (DONE's "RA-Tail-30", methods.md 4.3).
+"""Per-class and worst-class accuracy (DONE's "RA-Tail-30", Sow et al. 2024; docs/evaluation.md).
 
 RA-Tail-30 is the (robust) accuracy averaged over the 30 % of classes with the lowest accuracy, i.e.
 the 3 worst classes of a 10-class dataset. Pass a boolean "correct under attack" tensor to get robust

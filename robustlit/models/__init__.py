@@ -1,4 +1,4 @@
-"""Models: all map [0, 1] inputs to logits; normalisation is a layer inside (DESIGN contracts 1-2)."""
+"""Models: all map [0, 1] inputs to logits; normalisation is a layer inside (docs/contracts.md)."""
 
 from robustlit.models.linear import LinearClassifier
 from robustlit.models.normalize import Normalize

@@ -1,4 +1,4 @@
-"""A linear classifier on feature vectors (the Tsipras et al. study, methods.md section 3)."""
+"""A linear classifier on feature vectors (the Tsipras et al. 2019 study; docs/tradeoff.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Input normalisation as the first layer of the model (DESIGN contract 1)."""
+"""Input normalisation as the first layer of the model (docs/contracts.md, pixel space)."""
 
 from __future__ import annotations
 

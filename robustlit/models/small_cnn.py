@@ -8,7 +8,7 @@ from torch import Tensor, nn
 class SmallCNN(nn.Module):
     """conv(32)-conv(64)-pool-conv(128)-pool-FC(hidden)-FC(K); works for any input size >= 8x8.
 
-    A scaled-down relative of TRADES' MNIST SmallCNN (methods.md 2.2), sized to train in seconds
+    A scaled-down relative of TRADES' MNIST SmallCNN (Zhang et al. 2019), sized to train in seconds
     on CPU. Global average pooling after the conv stack makes it input-size agnostic.
     """
 

@@ -1,4 +1,4 @@
-"""Clopper-Pearson and binomial-test checks (methods.md section 9, check 21)."""
+"""Clopper-Pearson and binomial-test checks (Cohen et al. 2019; docs/smoothing.md)."""
 
 import numpy as np
 import pytest

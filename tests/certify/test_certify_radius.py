@@ -1,4 +1,4 @@
-"""Cohen and input-dependent radii (methods.md 7.4, 8.2-8.4; section 9 checks 22, 26-28)."""
+"""Cohen and input-dependent radii (Cohen et al. 2019; Suekenik et al. 2022; docs/smoothing.md)."""
 
 import time
 
@@ -44,7 +44,7 @@ def _fine_radius(p_a: float, sigma0: float, rate: float, dim: int) -> float:
     )
 
 
-# (N, sigma0, p_A, Cohen R, IDRS r=0.01, IDRS r=0.05) from methods.md 8.4, and our own fine roots.
+# (N, sigma0, p_A, Cohen R, IDRS r=0.01, IDRS r=0.05) on a coarser grid, and our fine roots (docs/smoothing.md).
 TABLE_8_4 = [
     (3072, 0.25, 0.99, 0.582, 0.568, 0.412, 0.5707, 0.4140),
     (3072, 0.50, 0.99, 1.163, 1.081, 0.519, 1.0825, 0.5251),
@@ -118,7 +118,7 @@ def test_more_sigma_points_change_nothing_because_xi_is_quasi_convex_in_sigma1()
 
 @pytest.mark.parametrize("side", [-1.0, 1.0])
 def test_sigma1_to_sigma0_limit_matches_cohen(side: float) -> None:
-    # Check 26: N = 3072, sigma0 = 0.25, p_A = 0.99, sigma1 = sigma0 (1 +- 1e-4): 4-decimal agreement.
+    # The sigma1 -> sigma0 limit: N = 3072, sigma0 = 0.25, p_A = 0.99, sigma1 = sigma0 (1 +- 1e-4): 4-decimal agreement.
     sigma0, p_a = 0.25, 0.99
     a = np.array([0.05, 0.2, 0.4, 0.55])
     limit = norm.cdf(a / sigma0 - norm.ppf(p_a))
@@ -154,7 +154,7 @@ def test_worst_case_xi_matches_monte_carlo_neyman_pearson_set(sigma1: float) -> 
         (784, 1e-2, 0.942, 1.059),
         (784, 1e-3, 0.923, 1.079),
         (784, 1e-5, 0.894, 1.110),
-        (3072, 1e-2, 0.970, 1.030),  # methods.md says 0.971; the exact value is 0.97047
+        (3072, 1e-2, 0.970, 1.030),  # the exact value is 0.97047 (not 0.971)
         (3072, 1e-3, 0.961, 1.040),
         (3072, 1e-5, 0.946, 1.055),
         (150528, 1e-2, 0.996, 1.004),

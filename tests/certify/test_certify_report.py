@@ -1,4 +1,4 @@
-"""Certified accuracy, ACR and the resumable TSV log (methods.md 7.2, Cohen et al.'s certify.py layout)."""
+"""Certified accuracy, ACR and the resumable TSV log (docs/smoothing.md, Cohen et al.'s certify.py layout)."""
 
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""Sigma functions: constant, and the k-NN sigma of Suekenik et al. (methods.md 8.4; check 29)."""
+"""Sigma functions: constant, and the k-NN sigma of Suekenik et al. (docs/smoothing.md)."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""Monte-Carlo PREDICT / CERTIFY (methods.md 7.2; section 9 checks 23-25)."""
+"""Monte-Carlo PREDICT / CERTIFY (Cohen et al. 2019, Section 3; docs/smoothing.md)."""
 
 import math
 

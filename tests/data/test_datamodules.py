@@ -1,4 +1,4 @@
-"""DataModules: [0, 1] inputs, fixed splits, real on-disk formats, clear errors (DESIGN contract 1)."""
+"""DataModules: [0, 1] inputs, fixed splits, real on-disk formats, clear errors (docs/contracts.md, pixel space)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tsipras et al. (2019): standard vs adversarial training on their synthetic distribution (methods.md 3)."""
+"""Tsipras et al. (2019): standard vs adversarial training on their synthetic distribution (docs/tradeoff.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ECE, reliability bins/diagram, Brier and NLL (methods.md 5.3 and 9, check 14)."""
+"""ECE, reliability bins/diagram, Brier and NLL (docs/calibration.md)."""
 
 from __future__ import annotations
 

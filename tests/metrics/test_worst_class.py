@@ -1,4 +1,4 @@
-"""Per-class and worst-class accuracy (DONE's RA-Tail-30, methods.md 4.3)."""
+"""Per-class and worst-class accuracy (DONE's RA-Tail-30, Sow et al. 2024; docs/evaluation.md)."""
 
 from __future__ import annotations
 

@@ -49,7 +49,7 @@ def test_summary_puts_base_models_and_mixture_side_by_side():
         assert models[name]["worst_robust_acc"] <= min(robust.values())
     assert set(models["mixture"]["robust_acc"]) == {PGD.metric_name, f"adaptive_{PGD.metric_name}"}
     assert 0 <= models["mixture"]["alpha_clean"] <= 1
-    # constant alpha 0 predicts as g, 1 as h (methods.md 9, check 17), through the sweep of the same mixture
+    # constant alpha 0 predicts as g, 1 as h (docs/mixed_classifier.md), through the sweep of the same mixture
     points = summary["sweep"]["points"]
     assert [p["alpha"] for p in points] == [0.0, 0.5, 1.0]
     assert points[0]["clean_acc"] == pytest.approx(models["standard"]["clean_acc"])

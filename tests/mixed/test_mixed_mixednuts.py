@@ -49,7 +49,7 @@ def test_transform_matches_an_independent_implementation(k):
 
 
 def test_hard_max_mixture_overrides_iff_transformed_margin_exceeds_mu():
-    """Check 18: with a hard-max g, the mixture predicts h's class y iff q_y - q_{g's class} > (1-a)/a."""
+    """With a hard-max g, the mixture predicts h's class y iff q_y - q_{g's class} > (1-a)/a."""
     z_g, z_h = _random_logits(2000, 10, seed=1), _random_logits(2000, 10, seed=2)
     s, c, p = 1.0, -0.5, 2.0
     q = torch.from_numpy(_np_softmax(_np_transform(z_h.double().numpy(), s, c, p)))
@@ -84,7 +84,7 @@ def test_mixednuts_log_probs_are_finite_normalised_and_exact_at_the_endpoints():
 
 @pytest.mark.parametrize(("s", "c", "p"), itertools.product([0.05, 1.0, 5.0], [-1.1, -0.5, 0.0], [1.0, 2.5, 4.0]))
 def test_transform_is_monotone_where_gelu_is_increasing(s, c, p):
-    """Check 20: classes with z~ + c >= GELU_ARGMIN keep their order, and dM_k/dz_k >= 0 there."""
+    """Classes with z~ + c >= GELU_ARGMIN keep their order, and dM_k/dz_k >= 0 there."""
     z = _random_logits(100, 10, seed=5).double()
     out = mixednuts_transform(z, s, c, p)
     mask = mixednuts_monotone_mask(z, c)

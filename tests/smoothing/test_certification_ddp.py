@@ -1,4 +1,4 @@
-"""A 2-process CPU DDP certification (gloo) reports exactly the 1-process figures (DESIGN contract 5)."""
+"""A 2-process CPU DDP certification (gloo) reports exactly the 1-process figures (docs/contracts.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GaussianSmoothing: Gaussian augmentation in pixel space before Normalize (methods.md 7.3, 9 check 25)."""
+"""GaussianSmoothing: Gaussian augmentation in pixel space before Normalize (Cohen et al. 2019; docs/smoothing.md)."""
 
 from __future__ import annotations
 
