@@ -1,4 +1,4 @@
-"""DataModules yielding [0, 1] images or feature vectors (``docs/contracts.md``, contract 1)."""
+"""DataModules yielding [0, 1] images or feature vectors (``docs/contracts.md``, pixel space)."""
 
 from robustlit.data.base import RobustDataModule, check_in_bounds
 from robustlit.data.digits import DigitsDataModule

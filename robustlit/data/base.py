@@ -16,7 +16,7 @@ from robustlit.utils.distributed import world
 
 
 class RobustDataModule(pl.LightningDataModule):
-    """Base of every robustlit DataModule (``docs/contracts.md``, contract 1).
+    """Base of every robustlit DataModule (``docs/contracts.md``, pixel space).
 
     Subclasses set ``train_dataset``, ``val_dataset``, ``test_dataset`` in ``setup`` and the class
     attributes below. Evaluation loaders use an unpadded distributed sampler under DDP so that every
@@ -91,7 +91,7 @@ class RobustDataModule(pl.LightningDataModule):
 
 
 def check_in_bounds(x: Tensor, bounds: tuple[float, float] | None, where: str) -> None:
-    """Raise a clear error when a batch leaves the declared input domain (``docs/contracts.md``, contract 1)."""
+    """Raise a clear error when a batch leaves the declared input domain (``docs/contracts.md``, pixel space)."""
     if bounds is None or x.numel() == 0:
         return
     low, high = x.min().item(), x.max().item()
