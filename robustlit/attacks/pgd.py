@@ -12,18 +12,16 @@ restore. It is also the ``native_pgd`` evaluation attack, in a mode that keeps e
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from robustlit.attacks.eval_mode import attack_mode
-from robustlit.attacks.threat_model import Norm
+from robustlit.attacks.threat_model import Norm, RandomStart
 
 LossFn = Callable[[Tensor], Tensor]
 #: logits (N, K) -> bool (N,): did the attack succeed on this example (e.g. misclassified)?
 SuccessFn = Callable[[Tensor], Tensor]
-RandomStart = Literal["uniform", "gaussian", "none"]
 
 _TINY = 1e-12
 
