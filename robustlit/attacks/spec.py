@@ -130,7 +130,7 @@ class AttackSpec:
     @property
     def metric_name(self) -> str:
         """E.g. ``pgd50_linf_0.2``, ``autoattack_linf_0.03137``, ``apgd_t100x2_l2_0.5``,
-        ``native_pgd20_margin_linf_0.2``, ``square5000_linf_0.2``, ``native_pgd20_eot8_linf_0.5``."""
+        ``native_pgd20_margin_linf_0.2``, ``square5000_linf_0.2``, ``native_pgd20_margin_eot8_linf_0.5``."""
         entry = self.registered
         budget = {"steps": str(self.effective_steps), "queries": str(self.queries), "none": ""}[entry.budget]
         if self.restarts > 1 and entry.budget != "none":
