@@ -28,6 +28,7 @@ from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, PositiveFl
 
 from robustlit.attacks.log_barrier import LogBarrierThreatModel
 from robustlit.losses.dro import DROWeights, RunningNormaliser
+from robustlit.losses.instance_weights import WeightedTerm
 from robustlit.methods.instance_reweighted import InstanceReweightedAT
 
 InnerAttack = Literal["pgd", "log_barrier"]
@@ -44,6 +45,8 @@ class DROAdversarialTraining(InstanceReweightedAT):
             running estimate then no longer affects the gradient). Default: SCGD weights as they are.
         inner_attack: ``pgd`` or ``log_barrier`` (Linf only).
         barrier_weight: c ≥ 0 of the log-barrier attack.
+        weighted_term: ``whole`` (default: DONE weights each example's whole loss), ``robust`` (e.g. only
+            the KL term of TRADES, like MAIL-TRADES) or ``natural``.
         **kwargs: see :class:`InstanceReweightedAT` (base_loss, beta, begin_epoch) and
             :class:`AdversarialTraining` (eps, step_size, steps, ...).
 
@@ -60,11 +63,18 @@ class DROAdversarialTraining(InstanceReweightedAT):
         normalise_weights: bool = False,
         inner_attack: InnerAttack = "pgd",
         barrier_weight: NonNegativeFloat = 1e-3,
+        weighted_term: WeightedTerm = "whole",
         **kwargs: Any,
     ) -> None:
         if inner_attack not in ("pgd", "log_barrier"):
             raise ValueError(f"inner_attack must be 'pgd' or 'log_barrier'; got {inner_attack!r}")
-        weighting = DROWeights(temperature, momentum, normalise_weights, begin_epoch=kwargs.get("begin_epoch", 0))
+        weighting = DROWeights(
+            temperature,
+            momentum,
+            normalise_weights,
+            begin_epoch=kwargs.get("begin_epoch", 0),
+            weighted_term=weighted_term,
+        )
         super().__init__(**kwargs)
         self.weighting = weighting
         self.inner_attack, self.barrier_weight = inner_attack, barrier_weight
