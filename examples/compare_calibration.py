@@ -303,6 +303,7 @@ def paired_statistics(runs: dict[int, dict[str, dict]], s: Settings) -> dict:
     For each (part, metric) the difference d_k = method − reference on seed k is tested with a paired t-test
     over the seeds (scipy.stats.ttest_rel), with the 95% t confidence interval of mean(d); the p-values of the
     methods are Holm-corrected together (statsmodels multipletests), and ``significant`` means corrected p < 5%.
+    A difference that is the same on every seed has no variance estimate: it gets p = nan and is not tested.
     """
     seeds = sorted(runs)
     names = list(runs[seeds[0]])
@@ -332,11 +333,17 @@ def paired_statistics(runs: dict[int, dict[str, dict]], s: Settings) -> dict:
                 n = len(d)
                 sd = float(np.std(d, ddof=1))
                 half = float(stats.t.ppf(1 - ALPHA / 2, n - 1) * sd / math.sqrt(n))
-                p = float(stats.ttest_rel(values, reference).pvalue) if sd > 0 else (1.0 if d.mean() == 0 else 0.0)
+                # identical differences on every seed (common with discrete accuracies on a small test set):
+                # no variance estimate, so no test (p = nan, never significant) rather than a spurious p = 0
+                degenerate = sd <= 1e-9 * max(1.0, abs(float(d.mean())))
+                p = math.nan if degenerate else float(stats.ttest_rel(values, reference).pvalue)
                 rows[name] = {"mean": float(d.mean()), "ci95": [float(d.mean()) - half, float(d.mean()) + half], "p": p}
-            if others:
-                reject, corrected, _, _ = multipletests([rows[n]["p"] for n in others], alpha=ALPHA, method="holm")
-                for name, ok, q in zip(others, reject, corrected, strict=True):
+            tested = [name for name in others if not math.isnan(rows[name]["p"])]
+            for name in others:
+                rows[name]["p_holm"], rows[name]["significant"] = math.nan, False
+            if tested:
+                reject, corrected, _, _ = multipletests([rows[n]["p"] for n in tested], alpha=ALPHA, method="holm")
+                for name, ok, q in zip(tested, reject, corrected, strict=True):
                     rows[name]["p_holm"] = float(q)
                     rows[name]["significant"] = bool(ok)
             summary["differences"].setdefault(part, {})[key] = rows
@@ -392,10 +399,12 @@ def print_tables(summary: dict, s: Settings, skipped: dict[str, str], console: C
                 scale = 1 if key == "ece" else 100
                 unit = "" if key == "ece" else " pt"
                 lo, hi = (scale * v for v in row["ci95"])
-                cells.append(
-                    f"{scale * row['mean']:+.3g}{unit} [{lo:+.3g}, {hi:+.3g}] p={row['p']:.2g} "
-                    f"Holm={row['p_holm']:.2g}{' *' if row['significant'] else ''}"
+                test = (
+                    "same on every seed: not tested"
+                    if math.isnan(row["p"])
+                    else f"p={row['p']:.2g} Holm={row['p_holm']:.2g}{' *' if row['significant'] else ''}"
                 )
+                cells.append(f"{scale * row['mean']:+.3g}{unit} [{lo:+.3g}, {hi:+.3g}] {test}")
                 (significant if row["significant"] else not_significant).append(f"{name} {label} ({part})")
             detail.add_row(*cells)
     console.print(detail)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import sys
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
+from scipy import stats
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "compare_calibration.py"
 
@@ -48,7 +51,8 @@ def test_quick_run_prints_mean_std_and_paired_tests_over_seeds(
     diff = summary["differences"]["in_distribution"]["clean_acc"]["TRADES"]
     reference = [runs[k]["PGD-AT"]["in_distribution"]["clean_acc"] for k in (0, 1)]
     assert diff["mean"] == pytest.approx(sum(values) / 2 - sum(reference) / 2)
-    assert diff["ci95"][0] <= diff["mean"] <= diff["ci95"][1] and 0.0 <= diff["p"] <= diff["p_holm"] <= 1.0
+    assert diff["ci95"][0] <= diff["mean"] <= diff["ci95"][1]
+    assert (math.isnan(diff["p"]) and not diff["significant"]) or 0.0 <= diff["p"] <= diff["p_holm"] <= 1.0
     assert "PGD-AT" not in summary["differences"]["in_distribution"]["ece"]
     table = capsys.readouterr().out
     for name in names:
@@ -59,6 +63,34 @@ def test_quick_run_prints_mean_std_and_paired_tests_over_seeds(
         assert f"{name}: skipped" in table
     written = json.loads((tmp_path / "rows.json").read_text())
     assert written["settings"]["epochs"] == 2 and written["settings"]["seeds"] == [0, 1]
+
+
+def test_paired_statistics_on_known_numbers() -> None:
+    """Three seeds, hand-checkable: a consistent +10 pt difference is significant, a noisy one is not, and a
+    difference identical on every seed is not tested (no variance estimate)."""
+    example = load_example()
+    s = example.Settings(seeds=[0, 1, 2])
+
+    def row(acc: float) -> dict:
+        metrics = {"clean_acc": acc, "robust_acc": acc / 2, "worst30_robust_acc": acc / 4, "ece": 0.1}
+        return {"in_distribution": metrics, "under_shift": metrics}
+
+    runs = {
+        k: {"PGD-AT": row(0.5 + 0.01 * k), "A": row(0.6 + 0.012 * k), "B": row(0.5 + 0.2 * (-1) ** k)} for k in range(3)
+    }
+    summary = example.paired_statistics(runs, s)
+    clean = summary["differences"]["in_distribution"]["clean_acc"]
+    d = [0.1, 0.102, 0.104]
+    assert clean["A"]["mean"] == pytest.approx(sum(d) / 3)
+    assert clean["A"]["p"] == pytest.approx(stats.ttest_rel([0.6, 0.612, 0.624], [0.5, 0.51, 0.52]).pvalue)
+    assert clean["A"]["significant"] and not clean["B"]["significant"]
+    half = stats.t.ppf(0.975, 2) * np.std(d, ddof=1) / 3**0.5
+    assert clean["A"]["ci95"] == pytest.approx([sum(d) / 3 - half, sum(d) / 3 + half])
+    ece = summary["differences"]["in_distribution"]["ece"]["A"]
+    assert math.isnan(ece["p"]) and not ece["significant"]  # identical on every seed
+    assert summary["methods"]["A"]["in_distribution"]["clean_acc"]["std"] == pytest.approx(
+        np.std([0.6, 0.612, 0.624], ddof=1)
+    )
 
 
 def test_seeds_flag_and_autoattack_flag_are_parsed() -> None:
