@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any, Literal
 
-from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, PositiveFloat
+from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, PositiveFloat, PositiveInt
 
 from robustlit.attacks.log_barrier import LogBarrierThreatModel
 from robustlit.losses.dro import DROWeights, RunningNormaliser
@@ -45,6 +45,9 @@ class DROAdversarialTraining(InstanceReweightedAT):
             running estimate then no longer affects the gradient). Default: SCGD weights as they are.
         inner_attack: ``pgd`` or ``log_barrier`` (Linf only).
         barrier_weight: c ≥ 0 of the log-barrier attack.
+        barrier_tol: ``null`` (default): ``steps`` fixed sign steps (an approximation, docs/reweighting.md);
+            > 0: solve the barrier problem to this tolerance (backtracking sign ascent, step size below tol).
+        barrier_max_steps: iteration cap of the tolerance solver.
         weighted_term: ``whole`` (default: DONE weights each example's whole loss), ``robust`` (e.g. only
             the KL term of TRADES, like MAIL-TRADES) or ``natural``.
         **kwargs: see :class:`InstanceReweightedAT` (base_loss, beta, begin_epoch) and
@@ -64,6 +67,8 @@ class DROAdversarialTraining(InstanceReweightedAT):
         inner_attack: InnerAttack = "pgd",
         barrier_weight: NonNegativeFloat = 1e-3,
         weighted_term: WeightedTerm = "whole",
+        barrier_tol: PositiveFloat | None = None,
+        barrier_max_steps: PositiveInt = 200,
         **kwargs: Any,
     ) -> None:
         if inner_attack not in ("pgd", "log_barrier"):
@@ -79,7 +84,12 @@ class DROAdversarialTraining(InstanceReweightedAT):
         self.weighting = weighting
         self.inner_attack, self.barrier_weight = inner_attack, barrier_weight
         if inner_attack == "log_barrier":
-            self.threat_model = LogBarrierThreatModel(**asdict(self.threat_model), barrier_weight=barrier_weight)
+            self.threat_model = LogBarrierThreatModel(
+                **asdict(self.threat_model),
+                barrier_weight=barrier_weight,
+                tol=barrier_tol,
+                max_steps=barrier_max_steps,
+            )
 
     @property
     def temperature(self) -> float:
