@@ -142,10 +142,8 @@ def _optional_factory(name: str) -> Callable[..., RobustClassifier] | None:
     for class_name in ("TRADESAWP", "TRADES_AWP", "AWPTRADES"):
         if (cls := getattr(methods, class_name, None)) is not None:
             return cls
-    awp_options = [p for p in inspect.signature(TRADES.__init__).parameters if p.startswith("awp")]
-    if awp_options:  # AWP as an option of TRADES: turn it on with its own default strength
-        flag = "awp" if "awp" in awp_options else None
-        return (lambda **kw: TRADES(**kw, awp=True)) if flag else None
+    if "awp" in inspect.signature(TRADES.__init__).parameters:  # AWP as a TRADES option, its own default strength
+        return lambda **kw: TRADES(**kw, awp=True)
     return None
 
 
