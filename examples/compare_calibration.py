@@ -349,9 +349,11 @@ def paired_statistics(runs: dict[int, dict[str, dict]], s: Settings) -> dict:
 
 
 def _cell(key: str, stat: dict) -> str:
+    """mean ± std (percent for accuracies); one seed has no std."""
+    one = math.isnan(stat["std"])
     if key == "ece":
-        return f"{stat['mean']:.4f} ± {stat['std']:.4f}"
-    return f"{100 * stat['mean']:.1f} ± {100 * stat['std']:.1f}%"
+        return f"{stat['mean']:.4f}" + ("" if one else f" ± {stat['std']:.4f}")
+    return f"{100 * stat['mean']:.1f}" + ("%" if one else f" ± {100 * stat['std']:.1f}%")
 
 
 def print_tables(summary: dict, s: Settings, skipped: dict[str, str], console: Console | None = None) -> None:
