@@ -98,14 +98,19 @@ class NeverFlips(nn.Module):
 
 @pytest.mark.parametrize(
     ("backbone", "options"),
-    [(NeverFlips, {"score_method": "bisection"}), (Overconfident, {"score_method": "grid", "radii": [0.3]})],
-    ids=["all-scores-capped", "one-radius-grid"],
+    [
+        ("never_flips", {"score_method": "bisection"}),
+        ("standard", {"score_method": "grid", "radii": [0.1, 0.3]}),
+    ],
+    ids=["all-scores-capped", "standard-model-on-a-coarse-grid"],
 )
-def test_bins_hold_n_over_r_examples_when_scores_tie_heavily(backbone: type[nn.Module], options: dict) -> None:
-    """Must-show of issue 13: with (almost) all scores tied, the R = 3 bins of the 128 scored training and the
-    270 validation examples hold ⌊n/R⌋ or ⌈n/R⌉ examples each, and the occupancy is logged."""
+def test_bins_hold_n_over_r_examples_when_scores_tie_heavily(backbone: str, options: dict) -> None:
+    """Must-show of issue 13: with scores that tie heavily (all capped; or a standard model on a two-radius
+    grid, where quantile edges leave a bin empty), the R = 3 bins of the 128 scored training and the 270
+    validation examples hold ⌊n/R⌋ or ⌈n/R⌉ examples each, and the occupancy is logged."""
+    net = NeverFlips() if backbone == "never_flips" else standard_net()
     torch.manual_seed(0)
-    module = ARAdaLS(backbone=backbone(), mean=(0.3,), std=(0.38,), **{**SCORING, **options})
+    module = ARAdaLS(backbone=net, mean=(0.3,), std=(0.38,), **{**SCORING, **options})
     fit = trainer()
     fit.fit(module, DigitsDataModule(batch_size=64))
     scored = module.train_scores[module.train_scores.isfinite()]
@@ -115,6 +120,9 @@ def test_bins_hold_n_over_r_examples_when_scores_tie_heavily(backbone: type[nn.M
     val_counts = torch.bincount(module.val_bins, minlength=3)
     assert train_counts.tolist() in ([43, 43, 42], [43, 42, 43], [42, 43, 43])
     assert val_counts.tolist() == [90, 90, 90]
+    # the quantile edges that this replaces leave a bin empty on these scores
+    edges = torch.quantile(scored, torch.tensor([1 / 3, 2 / 3], dtype=scored.dtype))
+    assert torch.bincount(torch.bucketize(scored, edges), minlength=3).min() == 0
     logged = fit.callback_metrics
     assert [logged[f"adals/train_count/bin_{r}"].item() for r in range(3)] == train_counts.tolist()
     assert [logged[f"adals/val_count/bin_{r}"].item() for r in range(3)] == val_counts.tolist()
