@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from robustlit.losses.instance_weights import InstanceWeighting, LossTerms
+from robustlit.losses.instance_weights import InstanceWeighting, LossTerms, WeightedTerm
 from robustlit.utils.distributed import world
 
 
@@ -205,7 +205,9 @@ class DROWeights(InstanceWeighting):
     """KL-DRO instance weights with the SCGD running normaliser (DONE, Sow et al., ICLR 2024, eqs. 5-6).
 
     The weights solve max_{w ∈ Δ} Σ_i w_i ℓ_i − r KL(w ‖ uniform) over the per-example losses ℓ_i of the
-    objective (natural + robust terms: whole examples are reweighted), i.e. w* = softmax(ℓ / r). A
+    objective (natural + robust terms), i.e. w* = softmax(ℓ / r), and by default multiply the whole loss
+    ℓ_i (``weighted_term: whole``, DONE's formulation; ``robust`` weights only the robust term, e.g. the KL
+    of TRADES, like MAIL-TRADES, with the weights still computed from the whole loss). A
     running estimate u_t of mean exp(ℓ / r) de-biases the minibatch estimate of this compositional
     objective: u_t = (1 − τ) u_{t−1} + τ · mean_{i∈B} exp(ℓ_i / r) and ω_i = exp(ℓ_i / r) / u_t
     (:class:`RunningNormaliser`). r = ∞ (``temperature: null``) gives exactly uniform weights.
@@ -219,9 +221,10 @@ class DROWeights(InstanceWeighting):
         momentum: τ ∈ [0, 1] of the running normaliser (1 = plug-in minibatch estimate).
         normalise_weights: rescale ω to mean 1 per batch (the plug-in weights |B| softmax(ℓ / r)).
         begin_epoch: first reweighted epoch.
+        weighted_term: ``whole`` (default), ``robust`` or ``natural``.
     """
 
-    weights_natural_term = True
+    default_weighted_term: WeightedTerm = "whole"
 
     def __init__(
         self,
@@ -229,8 +232,9 @@ class DROWeights(InstanceWeighting):
         momentum: float = 0.1,
         normalise_weights: bool = False,
         begin_epoch: int = 0,
+        weighted_term: WeightedTerm | None = None,
     ) -> None:
-        super().__init__(begin_epoch)
+        super().__init__(begin_epoch, weighted_term)
         if temperature is not None and not temperature > 0:
             raise ValueError(f"temperature r must be > 0 (or null / .inf for uniform weights); got {temperature}")
         if not 0.0 <= momentum <= 1.0:
@@ -261,4 +265,7 @@ class DROWeights(InstanceWeighting):
         return self._statistics
 
     def extra_repr(self) -> str:
-        return f"temperature={self.temperature}, momentum={self.momentum}, begin_epoch={self.begin_epoch}"
+        return (
+            f"temperature={self.temperature}, momentum={self.momentum}, begin_epoch={self.begin_epoch}, "
+            f"weighted_term={self.weighted_term}"
+        )

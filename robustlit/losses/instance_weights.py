@@ -4,23 +4,34 @@ and the GAIRAT and MAIL weights.
 An adversarial objective exposes per example i a natural term and a robust term (:class:`LossTerms`;
 PGD-AT: 0 and CE(f(x'_i), y_i); TRADES, Zhang et al. 2019 eq. 5: CE(f(x_i), y_i) and
 β KL(p(x_i) ‖ p(x'_i))). A reweighting strategy (:class:`InstanceWeighting`) maps these terms to
-detached per-example weights w_i, and the training loss becomes (1/N) Σ_i [natural_i + w_i robust_i].
-The functions below return detached per-example weights meant for :func:`robustlit.losses.dro.weighted_mean`.
+detached per-example weights w_i, and the training loss becomes (1/N) Σ_i [natural_i + w_i robust_i]
+(``weighted_term: robust``), (1/N) Σ_i [w_i natural_i + robust_i] (``natural``) or (1/N) Σ_i w_i
+(natural_i + robust_i) (``whole``). Each strategy defaults to its paper's choice (docs/reweighting.md):
 
-Normalisation choice: by default both are rescaled to average exactly 1 over the batch
-(v_i ← N v_i / Σ_j v_j), so a weighted mean keeps the scale of the unweighted loss and learning
-rates transfer. GAIRAT's reference code (``GAIR.py``) does exactly this; MAIL's reference code
-(``mail_loss.py``) instead multiplies by a fixed 3 without batch normalisation — pass
-``normalise=False, scale=3.0`` to :func:`mail_weights` to reproduce it.
+- GAIRAT (Zhang et al., ICLR 2021): ``robust`` (on PGD-AT the adversarial CE, the only term); the
+  authors' GAIR-TRADES weights the *natural* CE instead (their ``GAIRLoss.py``, ``nat_boost`` on and
+  ``adv_boost`` off by default), which :class:`robustlit.methods.GAIRAT` selects with ``base_loss: trades``;
+- MAIL (Wang et al., NeurIPS 2021): ``robust`` (the authors' ``mail_loss.py``: the adversarial CE of
+  MAIL-AT, the KL term of MAIL-TRADES);
+- DRO / DONE (Sow et al., ICLR 2024): ``whole`` (the KL-DRO weights act on each example's loss).
+
+Normalisation: GAIRAT's weights are rescaled to average exactly 1 over the batch (v_i ← N v_i / Σ_j v_j),
+as its authors' code does. MAIL's authors use w_i = 3 · sigmoid(slope · (PM_i + bias)) *without*
+batch normalisation (``mail_loss.py``, ``weight_assign``), which :func:`mail_weights` returns by default;
+``normalise=True`` rescales to mean 1 instead (an ablation: it changes the effective β).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
+
+#: Which term of the objective the weights multiply: the robust term, the natural term, or both (whole examples).
+WeightedTerm = Literal["robust", "natural", "whole"]
 
 
 def _normalise_to_mean_one(weights: Tensor) -> Tensor:
@@ -65,14 +76,15 @@ def probabilistic_margin(logits: Tensor, y: Tensor) -> Tensor:
 
 
 def mail_weights(
-    margin: Tensor, slope: float = 1.0, bias: float = -1.5, normalise: bool = True, scale: float = 1.0
+    margin: Tensor, slope: float = 1.0, bias: float = -1.5, normalise: bool = False, scale: float = 3.0
 ) -> Tensor:
     """MAIL weights v_i = scale · sigmoid(slope · (PM_i + bias)) (Wang et al., NeurIPS 2021).
 
     ``margin`` is the probabilistic margin (:func:`probabilistic_margin`); the weight increases with it
-    (less robust examples get more weight) for slope > 0. Defaults slope = 1, bias = −1.5 follow the
-    reference code. With ``normalise=True`` (default) ``scale`` is irrelevant and the weights average 1
-    over the batch; ``normalise=False, scale=3.0`` reproduces the reference code. Returns detached weights.
+    (less robust examples get more weight) for slope > 0. The defaults are the authors' definition
+    (``mail_loss.py``, ``weight_assign``, with ``train.py``'s slope = 1, bias = −1.5): 3 · sigmoid(PM − 1.5),
+    not normalised, so each weight lies in (0, 3) and the batch mean varies with the margins.
+    ``normalise=True`` rescales to mean 1 over the batch (``scale`` is then irrelevant). Returns detached weights.
     """
     weights = scale * torch.sigmoid(slope * (margin.detach() + bias))
     return _normalise_to_mean_one(weights) if normalise else weights
@@ -120,22 +132,39 @@ class InstanceWeighting(nn.Module):
     """A reweighting strategy: ``weighting(terms)`` returns detached per-example weights w (N,).
 
     The training loss of an :class:`~robustlit.methods.adversarial.AdversarialTraining` method with this
-    weighting is (1/N) Σ_i [natural_i + w_i robust_i], or (1/N) Σ_i w_i (natural_i + robust_i) when
-    :attr:`weights_natural_term` is set (the weights then reweight whole examples, as DRO does). Before
-    ``begin_epoch`` the method uses uniform weights (GAIRAT's warm-up). A strategy with state keeps it in
-    buffers (checkpointed with the method); :meth:`statistics` reports values to log after a call.
+    weighting is (1/N) Σ_i [natural_i + w_i robust_i] (``weighted_term: robust``), (1/N) Σ_i [w_i natural_i +
+    robust_i] (``natural``) or (1/N) Σ_i w_i (natural_i + robust_i) (``whole``: whole examples, as DRO).
+    Before ``begin_epoch`` the method uses uniform weights (GAIRAT's warm-up). A strategy with state keeps it
+    in buffers (checkpointed with the method); :meth:`statistics` reports values to log after a call.
 
     Args:
         begin_epoch: first epoch with non-uniform weights.
+        weighted_term: ``robust``, ``natural`` or ``whole`` (default: :attr:`default_weighted_term`, the
+            paper's own choice).
     """
 
-    weights_natural_term: bool = False
+    #: The term this strategy's paper weights (see the module docstring).
+    default_weighted_term: WeightedTerm = "robust"
 
-    def __init__(self, begin_epoch: int = 0) -> None:
+    def __init__(self, begin_epoch: int = 0, weighted_term: WeightedTerm | None = None) -> None:
         super().__init__()
         if begin_epoch < 0:
             raise ValueError(f"begin_epoch must be >= 0; got {begin_epoch}")
+        weighted_term = weighted_term or self.default_weighted_term
+        if weighted_term not in get_args(WeightedTerm):
+            raise ValueError(f"weighted_term must be one of {get_args(WeightedTerm)}; got {weighted_term!r}")
         self.begin_epoch = begin_epoch
+        self.weighted_term: WeightedTerm = weighted_term
+
+    @property
+    def weights_natural_term(self) -> bool:
+        """Whether the weights multiply the natural term (``natural`` or ``whole``)."""
+        return self.weighted_term in ("natural", "whole")
+
+    @property
+    def weights_robust_term(self) -> bool:
+        """Whether the weights multiply the robust term (``robust`` or ``whole``)."""
+        return self.weighted_term in ("robust", "whole")
 
     def forward(self, terms: LossTerms) -> Tensor:
         """Detached weights (N,), by convention with mean 1 over the batch (uniform here)."""
@@ -156,36 +185,45 @@ class GAIRATWeights(InstanceWeighting):
     Args:
         lam: λ of the Tanh weight (reference default −1; larger λ flattens the weights).
         begin_epoch: first reweighted epoch (the reference starts half-way, epoch 60 of 120).
+        weighted_term: default ``robust`` (GAIRAT on PGD-AT); the authors' GAIR-TRADES uses ``natural``.
     """
 
-    def __init__(self, lam: float = -1.0, begin_epoch: int = 0) -> None:
-        super().__init__(begin_epoch)
+    def __init__(self, lam: float = -1.0, begin_epoch: int = 0, weighted_term: WeightedTerm | None = None) -> None:
+        super().__init__(begin_epoch, weighted_term)
         self.lam = lam
 
     def forward(self, terms: LossTerms) -> Tensor:
         return gairat_weights(terms.kappa, terms.attack_steps, lam=self.lam, normalise=True)
 
     def extra_repr(self) -> str:
-        return f"lam={self.lam}, begin_epoch={self.begin_epoch}"
+        return f"lam={self.lam}, begin_epoch={self.begin_epoch}, weighted_term={self.weighted_term}"
 
 
 class MAILWeights(InstanceWeighting):
-    """MAIL (Wang et al., NeurIPS 2021), probabilistic-margin weights: w_i ∝ sigmoid(slope · (PM_i + bias)).
+    """MAIL (Wang et al., NeurIPS 2021), probabilistic-margin weights w_i = 3 · sigmoid(slope · (PM_i + bias)).
 
     PM_i = max_{k≠y} p_k(x'_i) − p_y(x'_i) is the probabilistic margin of the adversarial example
-    (:func:`probabilistic_margin`).
-    With ``normalise`` (default) the weights have mean 1 over the batch; ``normalise: false`` uses the
-    reference code's fixed factor 3 · sigmoid(...) instead.
+    (:func:`probabilistic_margin`). The weights are the authors' (``mail_loss.py``): unnormalised, in (0, 3);
+    ``normalise: true`` rescales them to mean 1 over the batch instead (an ablation; it changes the
+    effective β of TRADES). They multiply the robust term (the authors' MAIL-AT and MAIL-TRADES).
 
     Args:
         slope: sigmoid slope > 0 (reference default 1.0).
         bias: margin offset (reference default −1.5).
-        normalise: rescale the weights to mean 1 per batch.
+        normalise: rescale the weights to mean 1 per batch (default: no, as the authors).
         begin_epoch: first reweighted epoch.
+        weighted_term: ``robust`` (default), ``natural`` or ``whole``.
     """
 
-    def __init__(self, slope: float = 1.0, bias: float = -1.5, normalise: bool = True, begin_epoch: int = 0) -> None:
-        super().__init__(begin_epoch)
+    def __init__(
+        self,
+        slope: float = 1.0,
+        bias: float = -1.5,
+        normalise: bool = False,
+        begin_epoch: int = 0,
+        weighted_term: WeightedTerm | None = None,
+    ) -> None:
+        super().__init__(begin_epoch, weighted_term)
         if not slope > 0:
             raise ValueError(f"slope must be > 0; got {slope}")
         self.slope, self.bias, self.normalise = slope, bias, normalise
@@ -195,4 +233,7 @@ class MAILWeights(InstanceWeighting):
         return mail_weights(margin, self.slope, self.bias, normalise=self.normalise, scale=3.0)
 
     def extra_repr(self) -> str:
-        return f"slope={self.slope}, bias={self.bias}, normalise={self.normalise}, begin_epoch={self.begin_epoch}"
+        return (
+            f"slope={self.slope}, bias={self.bias}, normalise={self.normalise}, begin_epoch={self.begin_epoch}, "
+            f"weighted_term={self.weighted_term}"
+        )

@@ -33,6 +33,25 @@ def smoothed_cross_entropy(logits: Tensor, y: Tensor, smoothing: Tensor | float)
     return -(targets * torch.log_softmax(logits, dim=1)).sum(dim=1)
 
 
+def equal_size_bins(scores: Tensor, num_bins: int, generator: torch.Generator | None = None) -> Tensor:
+    """Bin index in {0, .., R−1} of each score: R bins of equal size by rank (Qin et al. 2021, sec. 4).
+
+    The examples are sorted by score (bin 0 = the smallest scores, the least robust) and the example of rank
+    k goes to bin ⌊k R / N⌋, so every bin holds ⌊N/R⌋ or ⌈N/R⌉ examples whatever the ties. Tied scores are
+    ordered at random: a random permutation drawn from ``generator`` (seed it for reproducible bins), then
+    a stable sort. Returns a long tensor on the device of ``scores``.
+    """
+    if num_bins < 1:
+        raise ValueError(f"num_bins must be >= 1; got {num_bins}")
+    scores = scores.detach().flatten()
+    n = scores.numel()
+    permutation = torch.randperm(n, generator=generator).to(scores.device)
+    order = permutation[torch.sort(scores[permutation], stable=True).indices]
+    rank = torch.empty(n, dtype=torch.long, device=scores.device)
+    rank[order] = torch.arange(n, device=scores.device)
+    return torch.div(rank * num_bins, max(n, 1), rounding_mode="floor")
+
+
 def bin_confidence_accuracy(
     probs: Tensor, y: Tensor, bin_index: Tensor, num_bins: int
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -51,15 +70,16 @@ def bin_confidence_accuracy(
 
 
 class AdaptiveSmoothingSchedule(nn.Module):
-    """AR-AdaLS state: R robustness bins (quantile edges) and one smoothing strength s_r ∈ [0, 1] per bin.
+    """AR-AdaLS state: R robustness bins of equal size and one smoothing strength s_r ∈ [0, 1] per bin.
 
     ``smoothing`` (R,), ``edges`` (R − 1,) and a ``fitted`` flag are buffers, so they are checkpointed and move
     with the module. Bin 0 holds the least robust examples (smallest scores).
 
-    Choices: the edges are the training-score quantiles at 1/R, .., (R−1)/R (equal-size bins, as the paper
-    describes); a score equal to an edge goes to the lower bin. With many tied scores (e.g. examples that
-    never flipped all get the same capped score) bins can be unequal or empty — empty bins are skipped by
-    :meth:`update`. s_r is clipped to the closed interval [0, 1] (s = 1 is the uniform target).
+    :meth:`fit_bins` bins a set of scores by rank (:func:`equal_size_bins`: ⌊N/R⌋ or ⌈N/R⌉ examples per bin,
+    ties broken at random), the paper's equal-size bins; it records as edge r the largest score of bin r, so
+    that :meth:`assign` can place an example scored later (a score equal to an edge goes to the lower bin).
+    Empty bins (fewer examples than bins) are skipped by :meth:`update`. s_r is clipped to the closed interval
+    [0, 1] (s = 1 is the uniform target).
     """
 
     smoothing: Tensor
@@ -78,16 +98,21 @@ class AdaptiveSmoothingSchedule(nn.Module):
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
 
     @torch.no_grad()
-    def fit_bins(self, scores: Tensor) -> Tensor:
-        """Set the bin edges to the quantiles of (training) robustness scores; returns the edges."""
+    def fit_bins(self, scores: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Bin (training) robustness scores into R equal-size bins by rank; returns each score's bin index.
+
+        Also sets the edges (edge r = the largest score in bin r, for :meth:`assign`).
+        """
         scores = scores.detach().flatten().to(self.edges)
         if scores.numel() == 0:
             raise ValueError("fit_bins needs at least one score")
+        bins = equal_size_bins(scores, self.num_bins, generator)
         if self.num_bins > 1:
-            levels = torch.arange(1, self.num_bins, dtype=scores.dtype, device=scores.device) / self.num_bins
-            self.edges.copy_(torch.quantile(scores, levels))
+            top = torch.full((self.num_bins,), -torch.inf, dtype=scores.dtype, device=scores.device)
+            top = top.scatter_reduce(0, bins, scores, reduce="amax")
+            self.edges.copy_(torch.cummax(top[:-1], dim=0).values.clamp_min(scores.min()))
         self.fitted.fill_(True)
-        return self.edges.clone()
+        return bins
 
     def assign(self, scores: Tensor) -> Tensor:
         """Bin index in {0, .., R−1} for each score (same edges for training and validation examples)."""

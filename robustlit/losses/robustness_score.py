@@ -1,8 +1,10 @@
 """Per-example adversarial robustness score for AR-AdaLS (Qin et al., NeurIPS 2021).
 
-R(x) = the smallest Linf radius, on a given increasing grid, at which a PGD attack changes the model's
-*predicted* class (the prediction, not the label, is attacked, so the score also exists for unlabelled
-and test inputs). The attack is the shared PGD (:meth:`robustlit.attacks.threat_model.ThreatModel.maximize`),
+R(x) = the smallest Linf radius at which a PGD attack changes the model's *predicted* class (the
+prediction, not the label, is attacked, so the score also exists for unlabelled and test inputs). Two
+estimates: :func:`flip_radius` (continuous: bisection per example, AR-AdaLS's default) and
+:func:`robustness_score` (the smallest radius on a given increasing grid; coarse, so scores tie).
+The rest of this docstring describes the grid score; the attack and its loss are shared. The attack is the shared PGD (:meth:`robustlit.attacks.threat_model.ThreatModel.maximize`),
 run under the attack discipline (every submodule in eval mode, parameter gradients off, both restored afterwards,
 input gradients enabled locally even under ``torch.no_grad``).
 
@@ -36,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robustlit.attacks.eval_mode import attack_mode
+from robustlit.attacks.pgd import pgd_attack
 from robustlit.attacks.threat_model import ThreatModel
 
 ScoreLoss = Literal["ce", "margin"]
@@ -112,3 +115,79 @@ def robustness_score(
             radius[hit] = eps
             flipped[hit] = True
     return RobustnessScore(radius=radius, flipped=flipped)
+
+
+def flip_radius(
+    model: nn.Module,
+    x: Tensor,
+    max_radius: float,
+    bisection_steps: int = 6,
+    steps: int = 10,
+    step_size_factor: float = 0.25,
+    bounds: tuple[float, float] | None = (0.0, 1.0),
+    loss: ScoreLoss = "ce",
+) -> RobustnessScore:
+    """Continuous robustness score: the smallest Linf radius at which PGD was seen to flip the prediction.
+
+    AR-AdaLS ranks examples by adversarial robustness (Qin et al., NeurIPS 2021, sec. 4); on a coarse grid
+    (:func:`robustness_score`) most examples of a standard model tie at the smallest radius. Here each
+    example gets its own radius, found by bisection on [0, ``max_radius``]:
+
+    1. attack at ``max_radius`` in the mode that keeps every success (:func:`robustlit.attacks.pgd.pgd_attack`
+       with ``success``: the first iterate that changes the prediction is kept); examples never flipped get
+       the cap ``max_radius`` and ``flipped=False``;
+    2. the upper end ``hi`` of a flipped example is the Linf norm of its successful perturbation (at most
+       the radius attacked, often less), and ``bisection_steps`` times each flipped example is attacked at
+       its own radius (lo + hi) / 2: a success sets hi to the norm of the new successful perturbation, a
+       failure sets lo to the midpoint.
+
+    The score is ``hi``: a radius at which an adversarial example was found, so an upper bound on the true
+    minimal flipping radius within ``(hi − lo)`` ≤ ``max_radius`` / 2^``bisection_steps`` of what this
+    attack can find. Step size, steps and loss as in :func:`robustness_score` (per-example radius
+    ε_i, step ``step_size_factor`` · ε_i, no random start). Returns tensors on the device of ``x``.
+    """
+    if not max_radius > 0:
+        raise ValueError(f"max_radius must be > 0; got {max_radius}")
+    if bounds is not None and max_radius > bounds[1] - bounds[0]:
+        raise ValueError(
+            f"max_radius is an Linf radius in pixel units (at most {bounds[1] - bounds[0]:g}); got {max_radius}"
+        )
+    if bisection_steps < 0 or steps < 1 or step_size_factor <= 0:
+        raise ValueError("bisection_steps must be >= 0, steps >= 1 and step_size_factor > 0")
+    x = x.detach()
+    n = x.shape[0]
+    dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
+    shape = (-1, *([1] * (x.dim() - 1)))
+    lo = torch.zeros(n, dtype=dtype, device=x.device)
+    hi = torch.full((n,), float(max_radius), dtype=dtype, device=x.device)
+    flipped = torch.zeros(n, dtype=torch.bool, device=x.device)
+    with attack_mode(model):
+        with torch.no_grad():
+            predicted = model(x).argmax(dim=1)
+
+        def attack(rows: Tensor, radius: Tensor) -> tuple[Tensor, Tensor]:
+            """(flipped?, Linf norm of the perturbation) of ``rows`` attacked at per-example ``radius``."""
+            labels = predicted[rows]
+            eps = radius.view(shape)
+            # pgd_attack's Linf projection and sign step broadcast a per-example (N, 1, ..) radius.
+            x_adv = pgd_attack(
+                model, x[rows], _loss_against(labels, loss), eps=eps, step_size=step_size_factor * eps,  # type: ignore[arg-type]
+                steps=steps, norm="Linf", random_start_kind="none", bounds=bounds, success=labels,
+            )  # fmt: skip
+            with torch.no_grad():
+                hit = model(x_adv).argmax(dim=1) != labels
+            return hit, (x_adv - x[rows]).flatten(1).abs().amax(dim=1).to(dtype)
+
+        rows = torch.arange(n, device=x.device)
+        hit, norm = attack(rows, hi)
+        flipped[hit] = True
+        hi[hit] = torch.minimum(hi[hit], norm[hit])
+        todo = rows[hit]
+        for _ in range(bisection_steps):
+            if todo.numel() == 0:
+                break
+            mid = (lo[todo] + hi[todo]) / 2
+            hit, norm = attack(todo, mid)
+            hi[todo[hit]] = torch.minimum(mid[hit], norm[hit])
+            lo[todo[~hit]] = mid[~hit]
+    return RobustnessScore(radius=hi, flipped=flipped)

@@ -108,14 +108,16 @@ class AdversarialTraining(RobustClassifier):
         return self.loss_terms(x, y).losses
 
     def training_loss(self, x: Tensor, y: Tensor) -> Tensor:
-        """(1/N) Σ_i [natural_i + w_i robust_i], or (1/N) Σ_i w_i ℓ_i for a whole-example weighting (DRO)."""
+        """(1/N) Σ_i [natural_i + w_i robust_i]; the weighting's ``weighted_term`` may move w to the natural
+        term or to both (whole examples, as DRO)."""
         terms = self.loss_terms(x, y)
         weights = self.robust_term_weights(terms)
-        whole = self.weighting is not None and self.weighting.weights_natural_term
-        natural_weights = weights if whole else torch.ones_like(weights)
+        ones = torch.ones_like(weights)
+        natural_weights = weights if getattr(self.weighting, "weights_natural_term", False) else ones
+        robust_weights = weights if getattr(self.weighting, "weights_robust_term", True) else ones
         if self.weighting is not None:
             self.log_weight_statistics(weights, len(y))
-        return (natural_weights * terms.natural + weights * terms.robust).mean()
+        return (natural_weights * terms.natural + robust_weights * terms.robust).mean()
 
     def log_weight_statistics(self, weights: Tensor, batch_size: int) -> None:
         """Log the normalised weights' sum (= 1), max, min, effective-sample-size fraction, and the

@@ -24,10 +24,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any, Literal
 
-from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, PositiveFloat
+from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, PositiveFloat, PositiveInt
 
 from robustlit.attacks.log_barrier import LogBarrierThreatModel
 from robustlit.losses.dro import DROWeights, RunningNormaliser
+from robustlit.losses.instance_weights import WeightedTerm
 from robustlit.methods.instance_reweighted import InstanceReweightedAT
 
 InnerAttack = Literal["pgd", "log_barrier"]
@@ -44,6 +45,11 @@ class DROAdversarialTraining(InstanceReweightedAT):
             running estimate then no longer affects the gradient). Default: SCGD weights as they are.
         inner_attack: ``pgd`` or ``log_barrier`` (Linf only).
         barrier_weight: c ≥ 0 of the log-barrier attack.
+        barrier_tol: ``null`` (default): ``steps`` fixed sign steps (an approximation, docs/reweighting.md);
+            > 0: solve the barrier problem to this tolerance (backtracking sign ascent, step size below tol).
+        barrier_max_steps: iteration cap of the tolerance solver.
+        weighted_term: ``whole`` (default: DONE weights each example's whole loss), ``robust`` (e.g. only
+            the KL term of TRADES, like MAIL-TRADES) or ``natural``.
         **kwargs: see :class:`InstanceReweightedAT` (base_loss, beta, begin_epoch) and
             :class:`AdversarialTraining` (eps, step_size, steps, ...).
 
@@ -60,16 +66,30 @@ class DROAdversarialTraining(InstanceReweightedAT):
         normalise_weights: bool = False,
         inner_attack: InnerAttack = "pgd",
         barrier_weight: NonNegativeFloat = 1e-3,
+        weighted_term: WeightedTerm = "whole",
+        barrier_tol: PositiveFloat | None = None,
+        barrier_max_steps: PositiveInt = 200,
         **kwargs: Any,
     ) -> None:
         if inner_attack not in ("pgd", "log_barrier"):
             raise ValueError(f"inner_attack must be 'pgd' or 'log_barrier'; got {inner_attack!r}")
-        weighting = DROWeights(temperature, momentum, normalise_weights, begin_epoch=kwargs.get("begin_epoch", 0))
+        weighting = DROWeights(
+            temperature,
+            momentum,
+            normalise_weights,
+            begin_epoch=kwargs.get("begin_epoch", 0),
+            weighted_term=weighted_term,
+        )
         super().__init__(**kwargs)
         self.weighting = weighting
         self.inner_attack, self.barrier_weight = inner_attack, barrier_weight
         if inner_attack == "log_barrier":
-            self.threat_model = LogBarrierThreatModel(**asdict(self.threat_model), barrier_weight=barrier_weight)
+            self.threat_model = LogBarrierThreatModel(
+                **asdict(self.threat_model),
+                barrier_weight=barrier_weight,
+                tol=barrier_tol,
+                max_steps=barrier_max_steps,
+            )
 
     @property
     def temperature(self) -> float:

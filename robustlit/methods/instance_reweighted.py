@@ -11,8 +11,11 @@ Reweighting is a constructor argument of every adversarial objective, e.g. MAIL 
 The classes here keep the flat configuration of the reweighted methods (``base_loss``, ``beta``,
 ``begin_epoch`` and the strategy's own keys): ``base_loss`` names the objective (:class:`PGDAT` or
 :class:`TRADES`) whose own terms are reweighted, so TRADES is defined once, in :mod:`robustlit.methods.trades`.
-The weights multiply the robust term: the whole loss for PGD-AT, the KL term for TRADES (MAIL's
-``trades_mail``).
+Which term the weights multiply is ``weighted_term`` (``robust``, ``natural`` or ``whole``; see
+:mod:`robustlit.losses.instance_weights` and docs/reweighting.md), by default each paper's own choice:
+MAIL weights the robust term (the adversarial CE of PGD-AT, the KL of TRADES: the authors' ``mail_loss.py``);
+GAIRAT weights the adversarial CE of PGD-AT and, on TRADES, the natural CE (the authors' GAIR-TRADES,
+``GAIRLoss.py`` with ``nat_boost`` on, ``adv_boost`` off); DRO-AT weights the whole loss.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, PositiveFloat
 from torch import Tensor
 
 from robustlit.attacks.pgd import LossFn
-from robustlit.losses.instance_weights import GAIRATWeights, LossTerms, MAILWeights
+from robustlit.losses.instance_weights import GAIRATWeights, LossTerms, MAILWeights, WeightedTerm
 from robustlit.methods.adversarial import AdversarialTraining
 from robustlit.methods.pgd_at import PGDAT
 from robustlit.methods.trades import TRADES
@@ -88,31 +91,45 @@ class GAIRAT(InstanceReweightedAT):
     Args:
         lam: λ of the Tanh weight (reference default −1; larger λ flattens the weights).
         begin_epoch: first reweighted epoch (reference: 60 of 120); uniform weights before.
+        weighted_term: ``robust``, ``natural`` or ``whole``; default (``null``): the authors' choice, the
+            adversarial CE on ``base_loss: pgd_at`` (``robust``) and the natural CE on ``trades`` (``natural``:
+            GAIR-TRADES' ``nat_boost``).
         **kwargs: see :class:`InstanceReweightedAT`.
     """
 
-    def __init__(self, lam: float = -1.0, **kwargs: Any) -> None:
+    def __init__(self, lam: float = -1.0, weighted_term: WeightedTerm | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.lam = lam
-        self.weighting = GAIRATWeights(lam=lam, begin_epoch=self.begin_epoch)
+        term = weighted_term or ("natural" if self.base_loss == "trades" else "robust")
+        self.weighting = GAIRATWeights(lam=lam, begin_epoch=self.begin_epoch, weighted_term=term)
 
 
 class MAIL(InstanceReweightedAT):
     """Margin-aware instance reweighting (Wang et al., NeurIPS 2021): :class:`MAILWeights` on PGD-AT/TRADES.
 
-    w_i ∝ sigmoid(slope · (PM_i + bias)) with the probabilistic margin PM_i = max_{k≠y} p_k(x'_i) − p_y(x'_i),
-    normalised to mean 1 over the batch (``normalise: false`` uses the reference's fixed factor 3 instead).
+    w_i = 3 · sigmoid(slope · (PM_i + bias)) with the probabilistic margin PM_i = max_{k≠y} p_k(x'_i) − p_y(x'_i),
+    unnormalised as the authors define it (``mail_loss.py``); ``normalise: true`` rescales to mean 1 per batch.
 
     Args:
         slope: sigmoid slope (reference default 1.0).
         bias: margin offset (reference default −1.5).
-        normalise: rescale the weights to mean 1 per batch (default) or use 3 · sigmoid(...) as-is.
+        normalise: rescale the weights to mean 1 per batch (default: no, 3 · sigmoid(...) as the authors).
+        weighted_term: ``robust`` (default, the authors'), ``natural`` or ``whole``.
         **kwargs: see :class:`InstanceReweightedAT` (reference default objective: ``base_loss: trades``, β = 5).
     """
 
-    def __init__(self, slope: PositiveFloat = 1.0, bias: float = -1.5, normalise: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        slope: PositiveFloat = 1.0,
+        bias: float = -1.5,
+        normalise: bool = False,
+        weighted_term: WeightedTerm = "robust",
+        **kwargs: Any,
+    ) -> None:
         if slope <= 0:
             raise ValueError(f"slope must be > 0; got {slope}")
         super().__init__(**kwargs)
         self.slope, self.bias, self.normalise = slope, bias, normalise
-        self.weighting = MAILWeights(slope, bias, normalise=normalise, begin_epoch=self.begin_epoch)
+        self.weighting = MAILWeights(
+            slope, bias, normalise=normalise, begin_epoch=self.begin_epoch, weighted_term=weighted_term
+        )

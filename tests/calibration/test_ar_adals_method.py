@@ -80,9 +80,87 @@ def test_an_over_confident_bin_gets_more_smoothing_end_to_end() -> None:
     module._train_index = torch.tensor([item[2] for item in items])
     by_index = module.example_smoothing(x)
     module._train_index = None
-    assert torch.equal(by_index, module.schedule.smoothing_for(module.train_scores[:5]))
-    on_the_fly = module.example_smoothing(x)  # no index: scored now, with the same deterministic attack
-    assert torch.equal(on_the_fly, by_index)
+    assert torch.equal(by_index, module.schedule.smoothing[module.train_bins[:5]])
+    on_the_fly = module.example_smoothing(x)  # no index: scored now (same deterministic attack), placed by the edges
+    assert torch.equal(on_the_fly, module.schedule.smoothing_for(module.train_scores[:5]))
+
+
+class NeverFlips(nn.Module):
+    """Constant logits: no radius flips the prediction, so every robustness score ties at the cap."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.arange(10.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bias.expand(x.shape[0], 10) + 0.0 * x.flatten(1).sum(dim=1, keepdim=True)
+
+
+@pytest.mark.parametrize(
+    ("backbone", "options"),
+    [
+        ("never_flips", {"score_method": "bisection"}),
+        ("standard", {"score_method": "grid", "radii": [0.1, 0.3]}),
+    ],
+    ids=["all-scores-capped", "standard-model-on-a-coarse-grid"],
+)
+def test_bins_hold_n_over_r_examples_when_scores_tie_heavily(backbone: str, options: dict) -> None:
+    """Must-show of issue 13: with scores that tie heavily (all capped; or a standard model on a two-radius
+    grid, where quantile edges leave a bin empty), the R = 3 bins of the 128 scored training and the 270
+    validation examples hold ⌊n/R⌋ or ⌈n/R⌉ examples each, and the occupancy is logged."""
+    net = NeverFlips() if backbone == "never_flips" else standard_net()
+    torch.manual_seed(0)
+    module = ARAdaLS(backbone=net, mean=(0.3,), std=(0.38,), **{**SCORING, **options})
+    fit = trainer()
+    fit.fit(module, DigitsDataModule(batch_size=64))
+    scored = module.train_scores[module.train_scores.isfinite()]
+    assert scored.numel() == 128
+    assert scored.unique().numel() <= 2 and module.val_scores.unique().numel() <= 2  # the scores do tie
+    train_counts = torch.bincount(module.train_bins[module.train_bins >= 0], minlength=3)
+    val_counts = torch.bincount(module.val_bins, minlength=3)
+    assert train_counts.tolist() in ([43, 43, 42], [43, 42, 43], [42, 43, 43])
+    assert val_counts.tolist() == [90, 90, 90]
+    # the quantile edges that this replaces leave a bin empty on these scores
+    edges = torch.quantile(scored, torch.tensor([1 / 3, 2 / 3], dtype=scored.dtype))
+    assert torch.bincount(torch.bucketize(scored, edges), minlength=3).min() == 0
+    logged = fit.callback_metrics
+    assert [logged[f"adals/train_count/bin_{r}"].item() for r in range(3)] == train_counts.tolist()
+    assert [logged[f"adals/val_count/bin_{r}"].item() for r in range(3)] == val_counts.tolist()
+
+
+def standard_net() -> nn.Module:
+    """A small CNN after 60 Adam steps of plain cross-entropy on the digits (about 0.3 s)."""
+    data = DigitsDataModule()
+    data.setup()
+    x, y = data.train_dataset.tensors
+    torch.manual_seed(0)
+    net = SmallCNN(10, 1, width=4, hidden=16)
+    optimiser = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(60):
+        batch = torch.randint(0, len(x), (128,))
+        loss = F.cross_entropy(net((x[batch] - 0.3) / 0.38), y[batch])
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    return net
+
+
+def test_the_bisection_score_separates_what_the_grid_ties() -> None:
+    """A standard model: the grid score takes at most 5 values on 64 examples, the bisection score many."""
+    data = DigitsDataModule()
+    data.setup()
+    x = data.val_dataset.tensors[0][:64]
+    net = standard_net()
+    common = {"backbone": net, "mean": (0.3,), "std": (0.38,), "num_bins": 3, "steps": 5}
+    grid = ARAdaLS(score_method="grid", radii=[0.02, 0.05, 0.1, 0.2, 0.3], **common).score(x)
+    bisection = ARAdaLS(score_method="bisection", max_radius=0.3, bisection_steps=6, **common).score(x)
+    assert grid.flipped.float().mean() > 0.9 and bisection.flipped.float().mean() > 0.9  # the attack works
+    assert grid.radius.unique().numel() <= 5
+    assert bisection.radius.unique().numel() >= 32
+    assert (bisection.radius <= 0.3 + 1e-6).all()
+    # where the grid saw a flip at radius g, the bisection found one at most g (up to its 0.3 / 2^6 resolution)
+    both = grid.flipped & bisection.flipped
+    assert (bisection.radius[both] <= grid.radius[both] + 0.3 / 2**6 + 1e-6).float().mean() > 0.9
 
 
 def test_state_survives_a_checkpoint_round_trip_and_resume(tmp_path: Path) -> None:
@@ -90,6 +168,7 @@ def test_state_survives_a_checkpoint_round_trip_and_resume(tmp_path: Path) -> No
     trainer(tmp_path).fit(module, DigitsDataModule(batch_size=64))
     saved = {name: buffer.clone() for name, buffer in module.named_buffers() if "metrics" not in name}
     assert {"schedule.smoothing", "schedule.edges", "schedule.fitted", "train_scores", "val_scores"} <= saved.keys()
+    assert {"train_bins", "val_bins"} <= saved.keys()
 
     restored = ARAdaLS.load_from_checkpoint(tmp_path / "last.ckpt", backbone=Overconfident(), weights_only=False)
     for name, buffer in restored.named_buffers():

@@ -38,11 +38,17 @@ def test_probabilistic_margin_known_values() -> None:
     assert torch.allclose(margin, torch.tensor([0.2 - 0.7, 0.6 - 0.1, 0.0]), atol=1e-6)
 
 
-def test_mail_weight_increases_with_margin_and_averages_one() -> None:
+def test_mail_weights_are_the_authors_three_sigmoid_unnormalised() -> None:
+    """Wang et al. 2021, mail_loss.py weight_assign: w = 3 · sigmoid(slope · (PM + bias)), slope 1, bias −1.5,
+    no batch normalisation (hand values: PM = −1, 0, 1 give 3σ(−2.5), 3σ(−1.5), 3σ(−0.5))."""
     margin = torch.linspace(-1, 1, 21)
     weights = mail_weights(margin)
-    assert weights.mean() == pytest.approx(1.0, rel=1e-6)
     assert torch.all(weights[1:] > weights[:-1])
-    reference = mail_weights(margin, slope=1.0, bias=-1.5, normalise=False, scale=3.0)
-    assert torch.allclose(reference, 3 * torch.sigmoid(margin - 1.5))
+    assert torch.allclose(weights, 3 * torch.sigmoid(margin - 1.5))
+    hand = mail_weights(torch.tensor([-1.0, 0.0, 1.0]))
+    assert torch.allclose(hand, torch.tensor([0.2275745, 0.5472766, 1.1326220]), atol=1e-6)
+    assert weights.mean() != pytest.approx(1.0, abs=0.05)  # not normalised: the batch mean varies with the margins
+    normalised = mail_weights(margin, normalise=True)
+    assert normalised.mean() == pytest.approx(1.0, rel=1e-6)
+    assert torch.allclose(normalised, weights * len(weights) / weights.sum())
     assert not mail_weights(margin.requires_grad_(True)).requires_grad

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from robustlit.losses.label_smoothing import (
     AdaptiveSmoothingSchedule,
     bin_confidence_accuracy,
+    equal_size_bins,
     smoothed_cross_entropy,
     smoothed_targets,
 )
@@ -54,6 +55,25 @@ def test_bins_are_quantiles_and_shared_by_new_scores() -> None:
     counts = torch.bincount(schedule.assign(scores), minlength=4)
     assert counts.tolist() == [25, 25, 25, 25]
     assert schedule.assign(torch.tensor([-5.0, 1000.0])).tolist() == [0, 3]
+
+
+def test_equal_size_bins_hold_n_over_r_examples_even_when_scores_tie() -> None:
+    """Qin et al.'s equal-size bins: ⌊N/R⌋ or ⌈N/R⌉ examples each although 90% of the scores are tied
+    (quantile edges would put all of them in bin 0); ties are broken at random, reproducibly by seed."""
+    scores = torch.cat([torch.full((90,), 0.01), torch.linspace(0.1, 0.3, 13)])  # N = 103, R = 5
+    bins = equal_size_bins(scores, 5, torch.Generator().manual_seed(0))
+    counts = torch.bincount(bins, minlength=5)
+    assert counts.sum() == 103 and counts.min() >= 103 // 5 and counts.max() <= 103 // 5 + 1
+    assert (bins[90:] == 4).all()  # the 13 largest scores are in the top bin
+    again = equal_size_bins(scores, 5, torch.Generator().manual_seed(0))
+    other = equal_size_bins(scores, 5, torch.Generator().manual_seed(1))
+    assert torch.equal(bins, again) and not torch.equal(bins, other)
+    # the quantile edges this replaces collapse: every tied score lands in bin 0
+    quantile_bins = torch.bucketize(scores, torch.quantile(scores, torch.tensor([0.2, 0.4, 0.6, 0.8])))
+    assert torch.bincount(quantile_bins, minlength=5)[0] >= 90
+    schedule = AdaptiveSmoothingSchedule(num_bins=5)
+    assert torch.equal(schedule.fit_bins(scores, torch.Generator().manual_seed(0)), bins)
+    assert schedule.assign(torch.tensor([0.01, 0.3])).tolist() == [0, 4]
 
 
 def test_update_direction_clipping_and_empty_bins() -> None:

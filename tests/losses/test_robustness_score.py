@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from robustlit.losses.robustness_score import _loss_against, robustness_score
+from robustlit.losses.robustness_score import _loss_against, flip_radius, robustness_score
 
 
 @pytest.fixture(autouse=True)
@@ -117,3 +117,27 @@ def test_image_domain_and_validation() -> None:
         robustness_score(model, x, [0.1, 0.05])
     with pytest.raises(ValueError):
         robustness_score(model, x * 3, [0.1])
+
+
+def test_flip_radius_is_continuous_and_close_to_the_closed_form_distance(setup) -> None:
+    """Bisection: one score per example (no grid), never below the true Linf distance, within the stated
+    resolution max_radius / 2^k plus what a 10-step attack misses."""
+    w, b, x, distance = setup
+    model = TwoLogitLinear(w, b)
+    top = float(distance.max()) * 1.5
+    score = flip_radius(model, x, top, bisection_steps=10, steps=10, bounds=None)
+    assert score.flipped.all()
+    assert (score.radius >= distance - 1e-5).all()
+    assert (score.radius - distance).abs().max() <= top / 2**10 + 1e-3
+    assert score.radius.unique().numel() == x.shape[0]  # continuous: no ties (the grid score ties heavily)
+    cap = flip_radius(model, x, float(distance.min()) / 2, bisection_steps=3, bounds=None)
+    assert not cap.flipped.any() and torch.all(cap.radius == float(distance.min()) / 2)
+
+
+def test_flip_radius_rejects_bad_arguments() -> None:
+    model = TwoLogitLinear(torch.ones(3), 0.0)
+    x = torch.rand(2, 3)
+    with pytest.raises(ValueError, match="max_radius"):
+        flip_radius(model, x, 0.0)
+    with pytest.raises(ValueError, match="pixel units"):
+        flip_radius(model, x, 2.0)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustlit.attacks.log_barrier import log_barrier_attack
+from robustlit.attacks.log_barrier import LogBarrierThreatModel, log_barrier_attack, solve_log_barrier
 from robustlit.data import DigitsDataModule
 from robustlit.methods.dro import DROAdversarialTraining
 from robustlit.methods.pgd_at import PGDAT
@@ -123,6 +123,36 @@ def test_log_barrier_attack_stays_strictly_inside_and_approaches_pgd_as_c_goes_t
     # the barrier optimum sits about c / |g_k| inside each face: it tends to the PGD corner as c -> 0
     assert distance == sorted(distance)
     assert distance[0] < 1e-3 < distance[-1]
+
+
+@pytest.mark.parametrize("c", [1e-3, 1e-2])
+def test_the_tolerance_solver_reaches_the_closed_form_barrier_maximiser(c: float) -> None:
+    """For a linear objective g·δ the barrier problem separates per coordinate: the maximiser of
+    g δ + c [log(ε − δ) + log(ε + δ)] is δ* = (−c + sqrt(c² + g² ε²)) / g. The solver with tol stops within
+    about tol of it; the fixed 10-step budget (DRO-AT's default inner attack) does not get that close."""
+    model = linear_model()
+    x = 0.3 + 0.4 * torch.rand(8, 1, 4, 4)
+
+    def objective(logits: torch.Tensor) -> torch.Tensor:
+        return logits[:, 1] - logits[:, 0]
+
+    eps, tol = 0.1, 1e-4
+    x_req = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(objective(model(x_req)).sum(), x_req)
+    optimum = (-c + torch.sqrt(c**2 + g**2 * eps**2)) / g
+    torch.manual_seed(0)
+    solution = solve_log_barrier(
+        model, x, objective, eps, step_size=0.02, barrier_weight=c, tol=tol, max_steps=500, bounds=None
+    )
+    assert solution.converged.all() and solution.iterations < 500
+    error = ((solution.x_adv - x) - optimum).abs().max().item()
+    assert error <= 2 * tol
+    torch.manual_seed(0)
+    fixed = log_barrier_attack(model, x, objective, eps, step_size=0.02, steps=10, barrier_weight=c)
+    assert ((fixed - x) - optimum).abs().max().item() > 10 * error
+    threat = LogBarrierThreatModel(eps=eps, step_size=0.02, steps=10, barrier_weight=c, tol=tol, bounds=None)
+    torch.manual_seed(0)
+    assert torch.equal(threat.maximize(model, x, objective), solution.x_adv)
 
 
 def test_log_barrier_attack_respects_pixel_bounds_and_restores_modes() -> None:

@@ -55,7 +55,10 @@ def loss_and_grads(module: AdversarialTraining, seed: int = 7) -> tuple[torch.Te
     ("named", "composed"),
     [
         ((GAIRAT, {"lam": -1.0}), (PGDAT, {"weighting": GAIRATWeights(lam=-1.0)})),
-        ((GAIRAT, {"base_loss": "trades", "beta": 5.0}), (TRADES, {"beta": 5.0, "weighting": GAIRATWeights()})),
+        (
+            (GAIRAT, {"base_loss": "trades", "beta": 5.0}),
+            (TRADES, {"beta": 5.0, "weighting": GAIRATWeights(weighted_term="natural")}),
+        ),
         ((MAIL, {"base_loss": "trades", "beta": 5.0}), (TRADES, {"beta": 5.0, "weighting": MAILWeights()})),
         ((MAIL, {}), (PGDAT, {"weighting": MAILWeights()})),
         ((DROAdversarialTraining, {"temperature": 0.5}), (PGDAT, {"weighting": DROWeights(temperature=0.5)})),
@@ -75,6 +78,55 @@ def test_named_reweighted_methods_are_an_objective_plus_a_weighting(named: tuple
     uniform = make(objective_cls, **{k: v for k, v in objective_kwargs.items() if k != "weighting"})
     assert composed_module.last_weights.std() > 1e-3  # the weights are not uniform on this batch ...
     assert loss_and_grads(uniform)[0].item() != loss_composed.item()  # ... and they change the loss
+
+
+class FixedWeights(InstanceWeighting):
+    """Known weights 1, 2, .., N, so the loss of each ``weighted_term`` can be written out by hand."""
+
+    def forward(self, terms):  # noqa: ANN001, ANN201 - test double
+        return torch.arange(1.0, len(terms.robust) + 1)
+
+
+@pytest.mark.parametrize("term", ["robust", "natural", "whole"])
+def test_weighted_term_selects_which_trades_term_the_weights_multiply(term: str) -> None:
+    x, y = batch()
+    module = make(TRADES, beta=6.0, weighting=FixedWeights(weighted_term=term))
+    torch.manual_seed(1)
+    loss = module.training_loss(x, y)
+    torch.manual_seed(1)
+    terms = module.loss_terms(x, y)
+    w = torch.arange(1.0, len(y) + 1)
+    natural = F.cross_entropy(terms.logits_clean, y, reduction="none")
+    robust = 6.0 * trades_kl(terms.logits_clean, terms.logits_adv)
+    expected = {
+        "robust": natural + w * robust,
+        "natural": w * natural + robust,
+        "whole": w * (natural + robust),
+    }[term].mean()
+    assert torch.allclose(loss, expected, rtol=1e-5)
+    others = {"robust", "natural", "whole"} - {term}
+    for other in others:  # the three choices do differ on this batch
+        torch.manual_seed(1)
+        assert not torch.allclose(
+            make(TRADES, beta=6.0, weighting=FixedWeights(weighted_term=other)).training_loss(x, y), loss
+        )
+
+
+def test_each_strategy_defaults_to_its_papers_term_and_all_three_are_selectable() -> None:
+    assert GAIRATWeights().weighted_term == "robust"
+    assert MAILWeights().weighted_term == "robust"
+    assert DROWeights().weighted_term == "whole"
+    assert make(GAIRAT).weighting.weighted_term == "robust"  # GAIRAT.py: the adversarial CE
+    assert make(GAIRAT, base_loss="trades").weighting.weighted_term == "natural"  # GAIR-TRADES' nat_boost
+    assert make(MAIL, base_loss="trades").weighting.weighted_term == "robust"  # trades_mail: the KL term
+    assert make(DROAdversarialTraining, base_loss="trades").weighting.weighted_term == "whole"
+    for cls, kwargs in ((GAIRAT, {}), (MAIL, {}), (DROAdversarialTraining, {})):
+        assert make(cls, base_loss="trades", weighted_term="robust", **kwargs).weighting.weighted_term == "robust"
+    for strategy in (GAIRATWeights, MAILWeights, DROWeights):
+        assert strategy(weighted_term="natural").weighted_term == "natural"
+        with pytest.raises(ValueError, match="weighted_term"):
+            strategy(weighted_term="kl")
+    assert not make(MAIL).weighting.normalise  # the authors' 3 · sigmoid(...), unnormalised
 
 
 def test_a_user_subclass_of_trades_is_reweighted_by_the_same_strategy() -> None:
