@@ -3,6 +3,7 @@ evaluation, honest metric names, exact DDP counts)."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict
 from typing import Any
 
@@ -26,6 +27,7 @@ from robustlit.metrics.worst_class import (
     worst_class_accuracy,
     worst_fraction_class_accuracy,
 )
+from robustlit.utils import distributed
 
 
 class AdversarialEvaluation(EvaluationCallback):
@@ -134,13 +136,9 @@ class AdversarialEvaluation(EvaluationCallback):
             return row
 
         tag = "-".join(a.metric_name for a in self.attacks)
-        if self.curve_eps is not None:
-            tag += (
-                "-curve-"
-                + "-".join(a.metric_name for a in self.curve_attacks)
-                + "-"
-                + "-".join(map(str, self.curve_eps))
-            )
+        if self.curve_eps is not None:  # a short, stable key of the curve's attacks and radii
+            curve_key = repr(([a.metric_name for a in self.curve_attacks], self.curve_eps)).encode()
+            tag += "-curve" + hashlib.sha256(curve_key).hexdigest()[:12]
         columns = self.collect(dataset, batch, device, bounds, cache_model=model, cache_tag=tag)
         summary = self.summarise(columns, num_classes)
         if curves is not None:
@@ -151,6 +149,8 @@ class AdversarialEvaluation(EvaluationCallback):
         if self.audited and k > 0:
             x, y = first_examples(dataset, k, device)
             for spec in self.audited:
+                if distributed.world()[0] == 0:
+                    print(f"{type(self).__name__}: auditing {spec.metric_name} on {k} examples", flush=True)
                 args = (model, x, y, num_classes, bounds, self.batch_size, self.audit_square_queries, self.seed)
                 report = audit_spec(spec, *args)
                 summary["attacks"][spec.metric_name].update(audit=report.to_dict(), unreliable=not report.reliable)
