@@ -68,6 +68,16 @@ class AuditReport:
             "indicators": {name: ind.to_dict() for name, ind in self.indicators.items()},
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> AuditReport:
+        """Inverse of :meth:`to_dict` (e.g. a report read back from an evaluation's JSON summary)."""
+        fields = {k: data[k] for k in ("attack", "norm", "eps", "steps", "restarts", "n")}
+        accuracies = {k: float(data[k]) for k in ("clean_accuracy", "robust_accuracy", "worst_case_accuracy")}  # type: ignore[arg-type]
+        indicators = {}
+        for name, raw in dict(data.get("indicators") or {}).items():  # type: ignore[call-overload]
+            indicators[name] = Indicator(**{**raw, "value": float(raw["value"])})
+        return cls(**fields, **accuracies, indicators=indicators)  # type: ignore[arg-type]
+
     def metrics(self, prefix: str = "audit") -> dict[str, float]:
         """Flat scalars for a logger: ``{prefix}/{attack}/{indicator}`` (value) and ``.../{indicator}_flag``."""
         base = f"{prefix}/{self.attack}"

@@ -10,10 +10,10 @@ from rich.table import Table
 from robustlit.audit.report import AuditReport
 
 
-def audit_table(reports: Sequence[AuditReport] | Mapping[str, AuditReport]) -> Table:
+def audit_table(reports: Sequence[AuditReport] | Mapping[str, AuditReport], title: str | None = None) -> Table:
     """Build the table (one row per audited attack) without printing it."""
     rows = list(reports.values()) if isinstance(reports, Mapping) else list(reports)
-    table = Table(title="Attack-failure indicators (Pintor et al. 2022)")
+    table = Table(title=title or "Attack-failure indicators (Pintor et al. 2022)")
     for column in ("attack", "n", "clean", "robust acc", "worst case found", "status", "flagged: fix to try"):
         table.add_column(column, overflow="fold")
     for report in rows:
@@ -37,9 +37,11 @@ def audit_table(reports: Sequence[AuditReport] | Mapping[str, AuditReport]) -> T
 
 
 def print_audit_table(
-    reports: Sequence[AuditReport] | Mapping[str, AuditReport], console: Console | None = None
+    reports: Sequence[AuditReport] | Mapping[str, AuditReport],
+    console: Console | None = None,
+    title: str | None = None,
 ) -> Table:
     """Print :func:`audit_table` to ``console`` (default: stdout) and return it."""
-    table = audit_table(reports)
+    table = audit_table(reports, title)
     (console or Console()).print(table)
     return table

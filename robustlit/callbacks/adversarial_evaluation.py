@@ -3,6 +3,7 @@ evaluation, honest metric names, exact DDP counts)."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict
 from typing import Any
 
@@ -15,14 +16,18 @@ from torch.utils.data import Dataset
 
 from robustlit.attacks.registry import build_attack
 from robustlit.attacks.spec import AttackSpec
+from robustlit.audit import AuditReport, robustness_curve_figure
+from robustlit.callbacks.attack_audit import audit_metrics, audit_spec, audit_targets, first_examples
 from robustlit.callbacks.evaluation import EvaluationCallback, Stage
 from robustlit.callbacks.per_class_figure import per_class_figure
+from robustlit.callbacks.robustness_curves import CurveAttacks, summarise_curves
 from robustlit.callbacks.summary_table import print_robustness_table
 from robustlit.metrics.worst_class import (
     per_class_accuracy,
     worst_class_accuracy,
     worst_fraction_class_accuracy,
 )
+from robustlit.utils import distributed
 
 
 class AdversarialEvaluation(EvaluationCallback):
@@ -52,6 +57,20 @@ class AdversarialEvaluation(EvaluationCallback):
         cache_dir: directory for resumable per-batch results (``None``: no cache).
         print_table: print a rich summary table at the end of fit/validate/test (rank 0).
         num_workers: processes reading the evaluation batches (0: in the main process).
+        audit_examples: run the attack-failure audit (Pintor et al. 2022; docs/audit.md) on the first
+            ``audit_examples`` evaluated examples for each audited attack (0: off). Every rank audits the
+            same examples from ``seed``. A robust accuracy an indicator flags is marked UNRELIABLE in the
+            table (with the fix to try) and ``unreliable: true`` in the JSON (with the report under
+            ``audit``); the loggers get ``<stage>/audit/<attack>/reliable`` and the indicator flags.
+        audit_attacks: metric names of the attacks to audit (``None``: every attack budgeted in steps:
+            PGD, APGD, FGSM, FAB, CW; AutoAttack and Square only when named).
+        audit_square_queries: queries of the audit's black-box check (Square on the examples the audited
+            attack declared robust; 0 skips it).
+        curve_eps: radii of the robustness curves (accuracy against eps; ``None``: no curve), written as
+            ``robustness_curve_<stage>.png/.json`` and sent to loggers with an image API.
+        curve_attacks: the attacks rerun at every radius of ``curve_eps`` (their ``eps`` is replaced;
+            ``None``: the configured attacks). Per example the worst case over the radii up to eps is kept,
+            so each curve is non-increasing.
     """
 
     report_name = "adversarial_evaluation"
@@ -70,6 +89,11 @@ class AdversarialEvaluation(EvaluationCallback):
         cache_dir: str | None = None,
         print_table: bool = True,
         num_workers: NonNegativeInt = 0,
+        audit_examples: NonNegativeInt = 0,
+        audit_attacks: list[str] | None = None,
+        audit_square_queries: NonNegativeInt = 1000,
+        curve_eps: list[float] | None = None,
+        curve_attacks: list[AttackSpec] | None = None,
     ) -> None:
         if not attacks:
             raise ValueError("AdversarialEvaluation needs at least one attack")
@@ -81,10 +105,19 @@ class AdversarialEvaluation(EvaluationCallback):
         super().__init__(num_examples, batch_size, every_n_epochs, stages, seed, cache_dir, print_table, num_workers)
         self.attacks = list(attacks)
         self.worst_fraction = worst_fraction
+        self.audit_examples, self.audit_square_queries = audit_examples, audit_square_queries
+        self.audited = audit_targets(self.attacks, audit_attacks) if audit_examples > 0 else []
+        if curve_eps is not None and (not curve_eps or not all(0 <= e <= 1 for e in curve_eps)):
+            raise ValueError(f"curve_eps must be a non-empty list of radii in [0, 1]; got {curve_eps}")
+        self.curve_eps = sorted(float(e) for e in curve_eps) if curve_eps is not None else None
+        self.curve_attacks = list(curve_attacks) if curve_attacks is not None else list(self.attacks)
 
     def evaluate(self, model: torch.nn.Module, dataset: Dataset, num_classes: int, bounds, device) -> dict:  # noqa: ANN001
         """Attack the first ``num_examples`` of ``dataset``; returns the gathered summary (all ranks)."""
         attacks = [build_attack(s, model, num_classes, bounds, self.batch_size) for s in self.attacks]
+        curves = None
+        if self.curve_eps is not None:
+            curves = CurveAttacks(self.curve_attacks, self.curve_eps, model, num_classes, bounds, self.batch_size)
 
         def batch(x: Tensor, y: Tensor, batch_id: int) -> dict[str, Tensor]:
             with torch.no_grad():
@@ -95,11 +128,33 @@ class AdversarialEvaluation(EvaluationCallback):
                     x_adv = attack(x, y)
                 with torch.no_grad():
                     robust.append(clean & (model(x_adv).argmax(dim=1) == y))
-            return {"clean": clean, "robust": torch.stack(robust, dim=1)}
+            row = {"clean": clean, "robust": torch.stack(robust, dim=1)}
+            if curves is not None:
+                row["curve_broken"] = curves.broken(
+                    x, y, lambda part: self.seeded(batch_id, len(attacks) + part, x.device)
+                )
+            return row
 
         tag = "-".join(a.metric_name for a in self.attacks)
+        if self.curve_eps is not None:  # a short, stable key of the curve's attacks and radii
+            curve_key = repr(([a.metric_name for a in self.curve_attacks], self.curve_eps)).encode()
+            tag += "-curve" + hashlib.sha256(curve_key).hexdigest()[:12]
         columns = self.collect(dataset, batch, device, bounds, cache_model=model, cache_tag=tag)
-        return self.summarise(columns, num_classes)
+        summary = self.summarise(columns, num_classes)
+        if curves is not None:
+            summary["curves"] = summarise_curves(
+                self.curve_attacks, self.curve_eps, columns["clean"], columns["curve_broken"]
+            )
+        k = min(self.audit_examples, summary["num_examples"])
+        if self.audited and k > 0:
+            x, y = first_examples(dataset, k, device)
+            for spec in self.audited:
+                if distributed.world()[0] == 0:
+                    print(f"{type(self).__name__}: auditing {spec.metric_name} on {k} examples", flush=True)
+                args = (model, x, y, num_classes, bounds, self.batch_size, self.audit_square_queries, self.seed)
+                report = audit_spec(spec, *args)
+                summary["attacks"][spec.metric_name].update(audit=report.to_dict(), unreliable=not report.reliable)
+        return summary
 
     def summarise(self, columns: dict[str, Tensor], num_classes: int) -> dict:
         """Accuracies of the gathered columns ``label``, ``clean`` and ``robust`` (one column per attack)."""
@@ -139,7 +194,23 @@ class AdversarialEvaluation(EvaluationCallback):
     def figures(self, summary: dict, stage: str, epoch: int) -> dict[str, tuple[Figure, Any]]:
         per_class = {name: res["per_class_robust_acc"] for name, res in summary["attacks"].items()}
         title = f"{stage}: robust accuracy per class ({summary['num_examples']} examples, epoch {epoch})"
-        return {"per_class_robust_acc": (per_class_figure(per_class, title), per_class)}
+        out = {"per_class_robust_acc": (per_class_figure(per_class, title), per_class)}
+        if summary.get("curves"):
+            title = f"{stage}: accuracy against eps ({summary['num_examples']} examples, epoch {epoch})"
+            out["robustness_curve"] = (robustness_curve_figure(summary["curves"], title), summary["curves"])
+        return out
+
+    def audit_reports(self, summary: dict) -> dict[str, AuditReport]:
+        """The audit reports of a summary, by attack (empty when no attack was audited)."""
+        return {n: AuditReport.from_dict(r["audit"]) for n, r in summary["attacks"].items() if r.get("audit")}
+
+    def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str, dataset: Dataset) -> None:
+        """As the base class; the audit's numbers go to the loggers directly (rank 0), not to the results table."""
+        super().run(trainer, pl_module, stage, dataset)
+        reports = self.audit_reports(self.results[stage])
+        if reports and trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.log_metrics(audit_metrics(reports, stage), step=trainer.global_step)
 
     def print_summary(self, summary: dict, title: str) -> None:
         print_robustness_table(summary, title=title)

@@ -5,33 +5,50 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from robustlit.audit import AuditReport, print_audit_table
 from robustlit.callbacks.evaluation import pct as _pct
 
 
+def budget(spec: dict) -> str:
+    """The attack's budget as the table shows it: ``std`` (AutoAttack), ``1`` (FGSM), ``<queries>q`` (Square),
+    else its steps."""
+    name = str(spec["name"]).rsplit(".", 1)[-1]
+    queries = f"{spec.get('queries')}q"
+    return {"autoattack": "std", "fgsm": "1", "square": queries}.get(name, str(spec.get("steps", "")))
+
+
 def print_robustness_table(summary: dict, title: str, console: Console | None = None) -> None:
-    """One row for clean accuracy, one per attack (name, norm, eps, steps, restarts), one for the ensemble."""
+    """One row for clean accuracy, one per attack (its metric name -- which shows the loss, restarts and EOT --,
+    norm, eps, budget, restarts), one for the per-example worst case over all attacks. An accuracy whose
+    attack-failure audit (docs/audit.md) flagged an indicator reads UNRELIABLE; the audit table with the fix
+    to try is printed under the table."""
+    if console is None:
+        console = Console()
+        console.width = max(console.width, 120)
     table = Table(title=f"{title} ({summary['num_examples']} examples)")
     tail = f"worst {round(100 * summary.get('worst_fraction', 0.3))}% classes"
-    for column in ("attack", "norm", "eps", "steps", "restarts", "accuracy", "worst class", tail):
+    for column in ("attack", "norm", "eps", "budget", "restarts", "accuracy", "worst class", tail):
         table.add_column(column, justify="left" if column == "attack" else "right", no_wrap=True)
     table.add_row("clean", "-", "0", "-", "-", _pct(summary["clean_acc"]), "", "")
+    audits = []
     for name, res in summary["attacks"].items():
         spec = res["spec"]
         if name == "ensemble":
             table.add_row("all (per-example worst)", "", "", "", "", *_accs(res), style="bold")
             continue
-        steps = "std" if spec["name"] == "autoattack" else str(1 if spec["name"] == "fgsm" else spec["steps"])
         restarts = "std" if spec["name"] == "autoattack" else str(spec["restarts"])
-        table.add_row(spec["name"], spec["norm"], f"{spec['eps']:.4g}", steps, restarts, *_accs(res))
-    if console is None:
-        console = Console()
-        console.width = max(console.width, 120)
+        table.add_row(name, spec["norm"], f"{spec['eps']:.4g}", budget(spec), restarts, *_accs(res))
+        if res.get("audit"):
+            audits.append(AuditReport.from_dict(res["audit"]))
     console.print(table)
+    if audits:
+        n = audits[0].n
+        title = f"Attack-failure audit (Pintor et al. 2022) on the first {n} of these examples"
+        print_audit_table(audits, console=console, title=title)
 
 
 def _accs(res: dict) -> tuple[str, str, str]:
-    return (
-        _pct(res["robust_acc"]),
-        _pct(res["worst_class_robust_acc"]),
-        _pct(res["worst_fraction_robust_acc"]),
-    )
+    accuracy = _pct(res["robust_acc"])
+    if res.get("unreliable"):
+        accuracy = f"[red]{accuracy} UNRELIABLE[/red]"
+    return (accuracy, _pct(res["worst_class_robust_acc"]), _pct(res["worst_fraction_robust_acc"]))

@@ -9,7 +9,17 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "configs"
-CAPS = {"num_examples": 8, "n": 200, "n0": 16, "steps": 3, "num_batches": 2}
+CAPS = {
+    "num_examples": 8,
+    "n": 200,
+    "n0": 16,
+    "steps": 3,
+    "num_batches": 2,
+    "audit_examples": 8,
+    "audit_square_queries": 20,
+}
+#: per-attack caps (``attacks`` and ``curve_attacks`` entries); Square's budget is ``queries``
+ATTACK_CAPS = {"steps": 3, "queries": 20}
 
 
 def _cap(init_args: dict[str, Any]) -> None:
@@ -18,14 +28,19 @@ def _cap(init_args: dict[str, Any]) -> None:
             init_args[key] = cap
     if init_args.get("num_examples", 0) is None:
         init_args["num_examples"] = CAPS["num_examples"]
+    if isinstance(init_args.get("curve_eps"), list):  # the curve: its ends only
+        init_args["curve_eps"] = sorted(init_args["curve_eps"])[:: max(1, len(init_args["curve_eps"]) - 1)]
     attacks = init_args.get("attacks") or []
-    for attack in attacks:
-        if isinstance(attack, dict) and attack.get("steps", 0) > CAPS["steps"]:
-            attack["steps"] = CAPS["steps"]
+    for attack in [*attacks, *(init_args.get("curve_attacks") or [])]:
+        for key, cap in ATTACK_CAPS.items():
+            if isinstance(attack, dict) and attack.get(key, 0) > cap:
+                attack[key] = cap
     # standard AutoAttack has fixed budgets (minutes on CPU); it has its own test (tests/attacks)
     kept = [a for a in attacks if not (isinstance(a, dict) and a.get("name") == "autoattack")]
     if attacks and kept:
         init_args["attacks"] = kept
+    # capped budgets change the metric names that audit_attacks refers to: audit the default set
+    init_args.pop("audit_attacks", None)
 
 
 def shrink(config: dict[str, Any], tmp: Path, data_root: Path | None = None) -> dict[str, Any]:
