@@ -1,5 +1,5 @@
 """MART loss (Wang et al., ICLR 2020, "Improving adversarial robustness requires revisiting misclassified
-examples", Section 4, the MART objective):
+examples", the MART training objective):
 
     L_i = BCE(p(x'_i), y_i) + β · KL(p(x_i) ‖ p(x'_i)) · (1 − p_{y_i}(x_i)),
     BCE(p(x'), y) = −log p_y(x') − log(1 − max_{k≠y} p_k(x')).

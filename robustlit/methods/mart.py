@@ -16,7 +16,7 @@ from robustlit.methods.adversarial import AdversarialTraining
 
 
 class MART(AdversarialTraining):
-    """min_θ E[ BCE(p(x'), y) + β · KL(p(x) ‖ p(x')) · (1 − p_y(x)) ] (Wang et al. 2020, Section 4).
+    """min_θ E[ BCE(p(x'), y) + β · KL(p(x) ‖ p(x')) · (1 − p_y(x)) ] (Wang et al., ICLR 2020, the MART objective).
 
     x' comes from PGD on the cross-entropy, in eval mode, from x + 0.001·N(0, I) (the authors'
     ``mart.py``); the loss is computed in train mode with nothing detached
