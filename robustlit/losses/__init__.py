@@ -24,6 +24,7 @@ from robustlit.losses.label_smoothing import (
     smoothed_cross_entropy,
     smoothed_targets,
 )
+from robustlit.losses.mart import boosted_cross_entropy, mart_loss, mart_terms
 from robustlit.losses.robustness_score import RobustnessScore, robustness_score
 
 __all__ = [
@@ -36,12 +37,15 @@ __all__ = [
     "RobustnessScore",
     "RunningNormaliser",
     "bin_confidence_accuracy",
+    "boosted_cross_entropy",
     "counting_objective",
     "dro_objective",
     "dro_weights",
     "gairat_weights",
     "log_barrier_penalty",
     "mail_weights",
+    "mart_loss",
+    "mart_terms",
     "probabilistic_margin",
     "robustness_score",
     "smoothed_cross_entropy",

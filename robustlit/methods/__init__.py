@@ -8,12 +8,14 @@ re-exported here on first access (PEP 562), because ``robustlit.mixed.module`` i
 from typing import Any
 
 from robustlit.methods.adversarial import AdversarialTraining
+from robustlit.methods.awp import MARTAWP, PGDATAWP, TRADESAWP, AdversarialWeightPerturbation
 from robustlit.methods.base import NonFiniteLossError, RobustClassifier
 from robustlit.methods.dro import DROAdversarialTraining
 from robustlit.methods.external import PretrainedClassifier
 from robustlit.methods.gaussian_smoothing import GaussianSmoothing
 from robustlit.methods.instance_reweighted import GAIRAT, MAIL, InstanceReweightedAT
 from robustlit.methods.label_smoothing import ARAdaLS, LabelSmoothing
+from robustlit.methods.mart import MART
 from robustlit.methods.pgd_at import PGDAT
 from robustlit.methods.standard import Standard
 from robustlit.methods.trades import TRADES
@@ -30,6 +32,11 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "GAIRAT",
     "MAIL",
+    "MART",
+    "MARTAWP",
+    "PGDATAWP",
+    "TRADESAWP",
+    "AdversarialWeightPerturbation",
     "PGDAT",
     "PretrainedClassifier",
     "TRADES",
