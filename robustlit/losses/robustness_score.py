@@ -5,8 +5,9 @@ prediction, not the label, is attacked, so the score also exists for unlabelled 
 estimates: :func:`flip_radius` (continuous: bisection per example, AR-AdaLS's default) and
 :func:`robustness_score` (the smallest radius on a given increasing grid; coarse, so scores tie).
 The rest of this docstring describes the grid score; the attack and its loss are shared. The attack
-is the shared PGD (:meth:`robustlit.attacks.threat_model.ThreatModel.maximize`), run under the attack discipline (every submodule in eval mode, parameter gradients off, both restored afterwards,
-input gradients enabled locally even under ``torch.no_grad``).
+is the shared PGD (:meth:`robustlit.attacks.threat_model.ThreatModel.maximize`), run under the attack
+discipline (every submodule in eval mode, parameter gradients off, both restored afterwards, input
+gradients enabled locally even under ``torch.no_grad``).
 
 Choices where the paper is silent:
 - Grid search over the radii, attacking at each radius only the examples not yet flipped; an example
