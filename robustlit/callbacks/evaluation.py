@@ -41,8 +41,8 @@ from torch.utils.data import DataLoader, Dataset
 from robustlit.attacks.eval_mode import check_gradients_available
 from robustlit.utils import distributed
 from robustlit.utils.batch_checks import check_evaluation_batch
-from robustlit.utils.finite import check_finite_logits, guard_outputs
 from robustlit.utils.fingerprint import model_fingerprint
+from robustlit.utils.finite import check_finite_logits, guard_outputs
 
 Stage = Literal["validate", "test"]
 #: strides of the per-batch seed ``seed + BATCH_SEED_STRIDE * batch_id + PART_SEED_STRIDE * part``

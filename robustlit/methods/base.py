@@ -14,7 +14,7 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
 
 from robustlit.models.normalize import Normalize
-from robustlit.utils.finite import NonFiniteOutputError, check_finite_logits
+from robustlit.utils.finite import check_finite_logits
 from robustlit.utils.integrity import CHECKSUM_KEY, verify_checkpoint, weights_checksum
 
 

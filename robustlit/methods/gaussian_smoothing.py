@@ -16,6 +16,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from robustlit.certify.sigma import ConstantSigma, KNNSigma, SigmaFunction
 from robustlit.certify.smoothing import SmoothedClassifier
 from robustlit.methods.base import RobustClassifier
+from robustlit.utils.config_types import FinitePositiveFloat
 
 __all__ = ["GaussianSmoothing", "TrainingSetKNNSigma"]
 
@@ -134,18 +135,18 @@ class GaussianSmoothing(RobustClassifier):
 
     def __init__(
         self,
-        sigma: SigmaFunction | PositiveFloat = 0.25,
-        train_sigma_scale: PositiveFloat = 1.0,
+        sigma: SigmaFunction | FinitePositiveFloat = 0.25,
+        train_sigma_scale: FinitePositiveFloat = 1.0,
         noise_seed: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if isinstance(sigma, bool) or not isinstance(sigma, SigmaFunction | float | int):
             raise ValueError(f"sigma must be a positive float or a SigmaFunction; got {sigma!r}")
-        if not isinstance(sigma, SigmaFunction) and not sigma > 0:
-            raise ValueError(f"sigma must be positive (pixel units, e.g. 0.25); got {sigma}")
-        if not train_sigma_scale > 0:
-            raise ValueError(f"train_sigma_scale must be positive; got {train_sigma_scale}")
+        if not isinstance(sigma, SigmaFunction) and not 0 < sigma < float("inf"):  # also refuses NaN
+            raise ValueError(f"sigma must be positive and finite (pixel units, e.g. 0.25); got {sigma}")
+        if not 0 < train_sigma_scale < float("inf"):
+            raise ValueError(f"train_sigma_scale must be positive and finite; got {train_sigma_scale}")
         self.sigma_fn = sigma if isinstance(sigma, SigmaFunction) else ConstantSigma(float(sigma))
         self.train_sigma_scale = float(train_sigma_scale)
         self.noise_seed = noise_seed
