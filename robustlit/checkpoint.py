@@ -8,8 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from robustlit.utils.checkpoint_io import unreadable_checkpoint
-from robustlit.utils.integrity import CheckpointError, verify_checkpoint
+from robustlit.utils.integrity import CheckpointError, unreadable_checkpoint, verify_checkpoint
 
 #: Checkpoint entry holding the import path of the method that wrote it (set by RobustClassifier).
 CLASS_PATH_KEY = "robustlit_class_path"

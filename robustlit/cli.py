@@ -19,7 +19,8 @@ from robustlit.callbacks.checkpoint import best_and_last_checkpoints
 from robustlit.callbacks.configured_optimizer import ConfiguredOptimizerOnResume
 from robustlit.data.base import RobustDataModule
 from robustlit.methods.base import RobustClassifier
-from robustlit.utils.checkpoint_io import AtomicCheckpointIO, unreadable_checkpoint
+from robustlit.utils.checkpoint_io import AtomicCheckpointIO
+from robustlit.utils.integrity import unreadable_checkpoint
 from robustlit.utils.quiet import silence_third_party_noise
 from robustlit.utils.run_paths import place_outputs_under_root, reuse_run_version
 from robustlit.utils.seeding import BatchSeed

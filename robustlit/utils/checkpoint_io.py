@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from robustlit.utils.integrity import CheckpointError
+from robustlit.utils.integrity import unreadable_checkpoint
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
@@ -41,27 +40,6 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def unreadable_checkpoint(path: str | Path, error: BaseException) -> CheckpointError:
-    """The error for a checkpoint file torch could not read: corrupt, never "retry with weights_only=False"."""
-    text = str(error).strip()
-    first_line = text.splitlines()[0] if text else ""
-    if zipfile.is_zipfile(path) and "Unsupported global" in text:
-        name = text.split("Unsupported global:", 1)[1].split()[1] if "Unsupported global:" in text else "an object"
-        return CheckpointError(
-            f"{path} holds a Python object ({name}) beyond tensors and plain values, which safe loading "
-            "(weights_only=True) refuses: robustlit's own checkpoints never do. If the file is not from a source you "
-            "trust, do not load it; share models as exports (python -m robustlit.export, docs/interop.md)."
-        )
-    if "weights_only" in first_line or "Weights only load failed" in first_line:
-        first_line = "torch's safe unpickler rejected its content"
-    kind = "is not a torch checkpoint archive" if not zipfile.is_zipfile(path) else "cannot be read"
-    return CheckpointError(
-        f"{path} {kind} ({type(error).__name__}: {first_line}): the file is corrupt or truncated (a copy that did "
-        "not finish, a disk error, or not a checkpoint at all). Use another checkpoint of the run (last.ckpt, "
-        "best.ckpt) or copy it again."
-    )
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -86,4 +64,4 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise unreadable_checkpoint(path, error) from None
 
 
-__all__ = ["AtomicCheckpointIO", "atomic_torch_save", "unreadable_checkpoint"]
+__all__ = ["AtomicCheckpointIO", "atomic_torch_save"]

@@ -22,10 +22,10 @@ def main(cache: str, go: str, out: str) -> None:
     generator = torch.Generator().manual_seed(1)
     data = TensorDataset(torch.rand(96, 1, 8, 8, generator=generator), torch.randint(0, 10, (96,), generator=generator))
     evaluation = AdversarialEvaluation(
-        [AttackSpec(name="pgd", norm="Linf", eps=0.1, steps=2)], num_examples=None, batch_size=2, cache_dir=cache
+        [AttackSpec(name="pgd", norm="Linf", eps=0.1, steps=40)], num_examples=None, batch_size=2, cache_dir=cache
     )
     while not Path(go).exists():
-        time.sleep(0.005)
+        time.sleep(0.0005)
     summary = evaluation.evaluate(model, data, 10, (0.0, 1.0), torch.device("cpu"))
     Path(out).write_text(json.dumps(summary))
 

@@ -34,7 +34,7 @@ def test_two_processes_sharing_one_cache_both_finish_with_identical_results(tmp_
     finished = sorted(cache.rglob("batch*.pt"))
     leftovers = sorted(p.name for p in cache.rglob("*.tmp"))
     record(
-        fault="two jobs started together on one `cache_dir` (AdversarialEvaluation, 48 batches of 2)",
+        fault="two jobs started together on one `cache_dir` (AdversarialEvaluation PGD-40, 48 batches of 2)",
         happened=f"exit statuses {codes}; {len(finished)} cached batches, {len(leftovers)} temporary files left "
         "(before: both wrote `batchNNNNNN.tmp`, one died on the rename, 2 of 2 trials)",
         handled="each process writes `batchNNNNNN.pt.<pid>-<random>.tmp`, then `os.replace`; the results of the two "
