@@ -39,12 +39,21 @@ def weights_checksum(state_dict: Mapping[str, Any]) -> str:
     return digest.hexdigest()
 
 
+#: the state_dict prefix of the model every evaluation runs (``RobustClassifier.classifier``)
+FORWARD_PREFIX = "classifier."
+
+
 def non_finite_tensors(state_dict: Mapping[str, Any]) -> list[str]:
-    """Names of floating-point tensors holding a NaN or an infinity."""
+    """Names of floating-point tensors of the forward model (``classifier.*`` entries, or every entry when
+    there are none) holding a NaN or an infinity. Method state outside the forward model may use NaN as a
+    marker (AR-AdaLS's scores of examples not yet scored) and is not checked."""
+    names = [name for name in state_dict if name.startswith(FORWARD_PREFIX)] or list(state_dict)
     return [
         name
-        for name, tensor in state_dict.items()
-        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+        for name in names
+        if isinstance(tensor := state_dict[name], torch.Tensor)
+        and tensor.is_floating_point()
+        and not bool(torch.isfinite(tensor).all())
     ]
 
 
