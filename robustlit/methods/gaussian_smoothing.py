@@ -17,6 +17,7 @@ from robustlit.certify.sigma import ConstantSigma, KNNSigma, SigmaFunction
 from robustlit.certify.smoothing import SmoothedClassifier
 from robustlit.methods.base import RobustClassifier
 from robustlit.utils.config_types import FinitePositiveFloat
+from robustlit.utils.finite import check_finite_logits
 
 __all__ = ["GaussianSmoothing", "TrainingSetKNNSigma"]
 
@@ -192,7 +193,9 @@ class GaussianSmoothing(RobustClassifier):
         x, y = batch[0], batch[1]
         generator = torch.Generator(device=x.device).manual_seed(self.noise_seed + 1_000_003 * batch_idx)
         with torch.no_grad():
-            metric.update(self(self.add_noise(x, generator=generator)), y)
+            logits = self(self.add_noise(x, generator=generator))
+        check_finite_logits(logits, f"{type(self).__name__} noisy accuracy at batch {batch_idx}")
+        metric.update(logits, y)
         name = "val/noisy_acc" if metric is self.val_noisy_acc else "test/noisy_acc"
         self.log(name, metric, on_step=False, on_epoch=True, batch_size=len(y))
 

@@ -150,3 +150,15 @@ def test_failure_probability_outside_the_unit_interval_is_refused_at_parse_time(
     for bad in ({"n": 0}, {"n0": 2.5}):
         with pytest.raises(SystemExit):
             main(["fit", "--config", str(_smoothing_config(tmp_path, **bad))])
+
+
+def test_nan_logits_stop_the_clean_test_metrics_naming_the_batch() -> None:
+    import lightning.pytorch as pl
+
+    from robustlit.data import DigitsDataModule
+    from robustlit.methods import Standard
+
+    module = Standard(backbone=_model(True), num_classes=10)
+    trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, limit_test_batches=2)
+    with pytest.raises(NonFiniteOutputError, match=r"Standard at test batch 0: .* non-finite logits"):
+        trainer.test(module, datamodule=DigitsDataModule(batch_size=16))

@@ -60,7 +60,8 @@ def test_random_bytes_in_a_weight_are_refused_by_load_classifier_and_the_cli(
     record(
         fault=f"16 random bytes written into weight `{name}` of a digits checkpoint (checksum left as stored)",
         happened="`load_classifier` and `robustlit test --ckpt_path` both refused it before any forward pass",
-        handled=f"CheckpointError: `{str(from_cli.value)[:110]}...` (sha256 over the state_dict, stored by "
+        handled=f"CheckpointError: `{str(from_cli.value).replace(str(tmp_path), '<tmp>')[:110]}...` (sha256 over the "
+        "state_dict, stored by "
         "`RobustClassifier.on_save_checkpoint`)",
     )
     for error in (from_api.value, from_cli.value):
@@ -94,7 +95,7 @@ def test_random_bytes_as_a_checkpoint_are_called_corrupt_without_the_unsafe_hint
     message = str(from_cli.value)
     record(
         fault="`robustlit test --ckpt_path` of a file of 4096 random bytes",
-        happened=f"refused: `{message[:120]}...`",
+        happened=f"refused: `{message.replace(str(tmp_path), '<tmp>')[:120]}...`",
         handled="`AtomicCheckpointIO.load_checkpoint` (added by the CLI) turns torch's error into a CheckpointError "
         "naming the file; torch's advice to retry with `weights_only=False` is not passed on (nor chained)",
     )

@@ -36,7 +36,8 @@ def test_two_processes_sharing_one_cache_both_finish_with_identical_results(tmp_
     record(
         fault="two jobs started together on one `cache_dir` (AdversarialEvaluation PGD-40, 48 batches of 2)",
         happened=f"exit statuses {codes}; {len(finished)} cached batches, {len(leftovers)} temporary files left "
-        "(before: both wrote `batchNNNNNN.tmp`, one died on the rename, 2 of 2 trials)",
+        "(before: both wrote `batchNNNNNN.tmp` and one could die on the rename: 2 of 2 CLI trials in issue 11, 1 of 4 "
+        "trials of this test's script)",
         handled="each process writes `batchNNNNNN.pt.<pid>-<random>.tmp`, then `os.replace`; the results of the two "
         "jobs are identical",
     )
