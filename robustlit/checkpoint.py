@@ -8,12 +8,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from robustlit.utils.integrity import CheckpointError, unreadable_checkpoint, verify_checkpoint
+
 #: Checkpoint entry holding the import path of the method that wrote it (set by RobustClassifier).
 CLASS_PATH_KEY = "robustlit_class_path"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file is missing, corrupt, or not a robustlit checkpoint."""
 
 
 def read_checkpoint(ckpt_path: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -23,13 +21,11 @@ def read_checkpoint(ckpt_path: str | Path, map_location: str | torch.device = "c
         raise CheckpointError(f"no checkpoint file at {path.resolve()}")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as error:  # torch raises several types for truncated/corrupt files
-        raise CheckpointError(
-            f"cannot read {path}: {type(error).__name__}: {error}. The file is corrupt or truncated (a run "
-            "stopped while saving?); use another checkpoint, e.g. last.ckpt or best.ckpt of the same run."
-        ) from error
+    except Exception as error:  # noqa: BLE001 - torch raises several types for truncated/corrupt files
+        raise unreadable_checkpoint(path, error) from None
     if not isinstance(checkpoint, dict) or not {"state_dict", "hyper_parameters"} <= checkpoint.keys():
         raise CheckpointError(f"{path} is not a Lightning checkpoint of a robustlit method")
+    verify_checkpoint(checkpoint, path)  # the stored weight checksum, and finite weights
     return checkpoint
 
 
@@ -44,12 +40,14 @@ def load_module(ckpt_path: str | Path, map_location: str | torch.device = "cpu")
 
 
 def module_from_checkpoint(checkpoint: dict, ckpt_path: str | Path, map_location: str | torch.device = "cpu"):  # noqa: ANN201
-    """Rebuild the method stored in a checkpoint dictionary read by :func:`read_checkpoint`."""
+    """Rebuild the method stored in a checkpoint dictionary read (and verified) by :func:`read_checkpoint`."""
     path = Path(ckpt_path)
     class_path = checkpoint.get(CLASS_PATH_KEY) or checkpoint["hyper_parameters"].get("_class_path")
     method = _import_method(class_path, path)
     try:
         return _rebuild(method, checkpoint).to(map_location)
+    except CheckpointError:
+        raise
     except Exception as error:
         raise CheckpointError(f"cannot rebuild the {method.__name__} stored in {path}: {error}") from error
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.plugins.io import CheckpointIO
 
 import robustlit.callbacks  # noqa: F401  (registers short class names)
 import robustlit.data  # noqa: F401
@@ -15,8 +16,11 @@ import robustlit.mixed.module  # noqa: F401  (the mixed classifier's module, by 
 import robustlit.models  # noqa: F401
 from robustlit.callbacks.adversarial_evaluation import AdversarialEvaluation
 from robustlit.callbacks.checkpoint import best_and_last_checkpoints
+from robustlit.callbacks.configured_optimizer import ConfiguredOptimizerOnResume
 from robustlit.data.base import RobustDataModule
 from robustlit.methods.base import RobustClassifier
+from robustlit.utils.checkpoint_io import AtomicCheckpointIO
+from robustlit.utils.integrity import unreadable_checkpoint
 from robustlit.utils.quiet import silence_third_party_noise
 from robustlit.utils.run_paths import place_outputs_under_root, reuse_run_version
 from robustlit.utils.seeding import BatchSeed
@@ -36,6 +40,10 @@ class RobustLitCLI(LightningCLI):
     - resume that reproduces (``docs/faults.md``): a :class:`BatchSeed` callback re-seeds the global
       RNGs from (seed, epoch, batch) before every training batch, and ``fit --ckpt_path`` of a checkpoint in
       ``<save_dir>/<name>/version_N/checkpoints/`` logs into ``version_N`` again.
+    - checkpoints written atomically and read with a clear error (:class:`AtomicCheckpointIO`, unless the config
+      has its own ``CheckpointIO`` plugin), their weights verified against a stored checksum on load; on resume
+      the configured optimizer and scheduler settings replace the stored ones
+      (:class:`ConfiguredOptimizerOnResume`; docs/faults.md).
     - ``--trainer.default_root_dir D`` places everything the run writes: relative logger
       ``save_dir`` and callback ``cache_dir``/``output_dir``/``dirpath`` are resolved under ``D``.
     """
@@ -50,6 +58,18 @@ class RobustLitCLI(LightningCLI):
         for key in ("num_classes", "mean", "std", "bounds"):
             parser.link_arguments(f"data.{key}", f"model.init_args.{key}", apply_on="instantiate")
 
+    def _parse_ckpt_path(self) -> None:
+        # LightningCLI reads the checkpoint's hyperparameters with torch.load; for an unreadable file torch's
+        # error advises weights_only=False (unsafe): report the file as corrupt instead (docs/faults.md)
+        try:
+            super()._parse_ckpt_path()
+        except Exception as error:  # noqa: BLE001 - torch raises several types for unreadable files
+            subcommand = self.config.get("subcommand")
+            ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+            if not ckpt_path:
+                raise
+            raise unreadable_checkpoint(ckpt_path, error) from None
+
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         place_outputs_under_root(config.trainer)
@@ -61,6 +81,12 @@ class RobustLitCLI(LightningCLI):
         callbacks = list(config.get("callbacks") or [])
         if not any(isinstance(c, BatchSeed) for c in callbacks):
             callbacks.append(BatchSeed())
+        if not any(isinstance(c, ConfiguredOptimizerOnResume) for c in callbacks):
+            callbacks.append(ConfiguredOptimizerOnResume())
+        plugins = config.get("plugins")
+        plugins = list(plugins) if isinstance(plugins, list | tuple) else [] if plugins is None else [plugins]
+        if not any(isinstance(p, CheckpointIO) for p in plugins):
+            config["plugins"] = [*plugins, AtomicCheckpointIO()]
 
         if config.get("enable_progress_bar", True) is not False and not any(
             isinstance(c, ProgressBar) for c in callbacks

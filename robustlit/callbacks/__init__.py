@@ -4,6 +4,7 @@ from robustlit.callbacks.adversarial_evaluation import AdversarialEvaluation
 from robustlit.callbacks.calibration import CalibrationEvaluation
 from robustlit.callbacks.certification import Certification
 from robustlit.callbacks.checkpoint import BestCheckpoint, best_and_last_checkpoints
+from robustlit.callbacks.configured_optimizer import ConfiguredOptimizerOnResume
 from robustlit.callbacks.ema import EMAWeights
 from robustlit.callbacks.evaluation import EvaluationCallback
 
@@ -12,6 +13,7 @@ __all__ = [
     "BestCheckpoint",
     "CalibrationEvaluation",
     "Certification",
+    "ConfiguredOptimizerOnResume",
     "EMAWeights",
     "EvaluationCallback",
     "MixtureEvaluation",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,13 +15,13 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from jsonargparse.typing import NonNegativeFloat, OpenUnitInterval, PositiveFloat, PositiveInt
+from jsonargparse.typing import NonNegativeFloat, OpenUnitInterval, PositiveInt
 from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import Dataset
 
 from robustlit.callbacks.certification_report import certified_accuracy_figure, print_certification_table
-from robustlit.callbacks.evaluation import EvaluationCallback, Stage
+from robustlit.callbacks.evaluation import EvaluationCallback, Progress, Stage, rich_progress_of
 from robustlit.certify.report import (
     CertificationRow,
     CertificationWriter,
@@ -28,11 +30,23 @@ from robustlit.certify.report import (
     read_rows,
 )
 from robustlit.certify.sigma import ConstantSigma, SigmaFunction
-from robustlit.certify.smoothing import ABSTAIN, SmoothedClassifier
+from robustlit.certify.smoothing import ABSTAIN, NonFiniteLogitsError, SmoothedClassifier
+from robustlit.utils.config_types import FinitePositiveFloat
 from robustlit.utils.distributed import gather_objects, world
 from robustlit.utils.fingerprint import model_fingerprint
+from robustlit.utils.finite import NonFiniteOutputError
 
 DEFAULT_RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to a process-unique temporary file next to ``path``, then ``os.replace``."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _no_barrier() -> None:
@@ -100,7 +114,7 @@ class Certification(EvaluationCallback):
         radii: list[NonNegativeFloat] | None = None,
         stages: list[Stage] | None = None,
         every_n_epochs: PositiveInt = 1,
-        sigma: SigmaFunction | PositiveFloat | None = None,
+        sigma: SigmaFunction | FinitePositiveFloat | None = None,
         override_model_sigma: bool = False,
         output_dir: str | None = None,
         file_name: str | None = None,
@@ -119,8 +133,8 @@ class Certification(EvaluationCallback):
         radii = list(DEFAULT_RADII if radii is None else radii)
         if not radii or any(r < 0 for r in radii):
             raise ValueError(f"Certification: radii must be a non-empty list of values >= 0; got {radii}")
-        if sigma is not None and not isinstance(sigma, SigmaFunction) and not sigma > 0:
-            raise ValueError(f"Certification: sigma must be positive (pixel units); got {sigma}")
+        if sigma is not None and not isinstance(sigma, SigmaFunction) and not 0 < sigma < float("inf"):
+            raise ValueError(f"Certification: sigma must be positive and finite (pixel units); got {sigma}")
         if override_model_sigma and sigma is None:
             raise ValueError("Certification: override_model_sigma=true needs a sigma to override with")
         super().__init__(num_examples, int(batch_size), every_n_epochs, stages, seed, None, print_table)
@@ -197,11 +211,21 @@ class Certification(EvaluationCallback):
         smoothed = SmoothedClassifier(model, sigma, input_bounds=bounds, radius_kwargs=self.radius_kwargs)
         own_path = path if size == 1 else path.with_name(f"{path.name}.part{rank}")
         new: dict[int, CertificationRow] = {}
-        with CertificationWriter(own_path, resume=True) as writer:
-            for idx in todo[rank::size]:
-                row = self._certify_one(smoothed, dataset, idx)
-                writer.append_row(row)
-                new[idx] = CertificationRow.from_line(row.to_line())  # as stored: resumed runs agree
+        mine = todo[rank::size]
+        progress = Progress(type(self).__name__, len(mine), len(todo), rich=rich_progress_of(self._trainer))
+        if len(todo) < len(indices) and rank == 0:
+            print(
+                f"{type(self).__name__}: reused {len(indices) - len(todo)} of {len(indices)} rows of {path}", flush=True
+            )
+        try:
+            with CertificationWriter(own_path, resume=True) as writer:
+                for idx in mine:
+                    row = self._certify_one(smoothed, dataset, idx)
+                    writer.append_row(row)
+                    new[idx] = CertificationRow.from_line(row.to_line())  # as stored: resumed runs agree
+                    progress.advance(1)
+        finally:
+            progress.close()
         for part in gather_objects(new):
             finished.update(part)
         self._merge_log(path, finished, barrier)
@@ -213,10 +237,24 @@ class Certification(EvaluationCallback):
     def _certify_one(self, smoothed: SmoothedClassifier, dataset: Dataset, idx: int) -> CertificationRow:
         item = dataset[idx]
         x, label = torch.as_tensor(item[0]), int(item[1])
+        num_classes = self._num_classes
+        if num_classes is not None and not 0 <= label < num_classes:
+            raise ValueError(
+                f"Certification: the label of dataset index {idx} is {label}, outside 0..{num_classes - 1}. Check the "
+                "DataModule's num_classes and its label encoding."
+            )
         device = smoothed.device or torch.device("cpu")
         generator = torch.Generator(device=device).manual_seed(self.seed + 1_000_003 * idx)
         start = time.perf_counter()
-        result = smoothed.certify(x, self.n0, self.n, self.failure_prob, self.batch_size, generator)
+        try:
+            result = smoothed.certify(x, self.n0, self.n, self.failure_prob, self.batch_size, generator)
+        except NonFiniteLogitsError as error:
+            raise NonFiniteOutputError(
+                f"Certification: dataset index {idx} (label {label}): {error} No certificate is written for it; the "
+                "rows certified before it are kept in the TSV."
+            ) from error
+        except ValueError as error:  # a NaN or out-of-range input: name the example
+            raise ValueError(f"Certification: dataset index {idx}: {error}") from error
         elapsed = time.perf_counter() - start
         correct = int(result.prediction == label and result.prediction != ABSTAIN)
         return CertificationRow(idx, label, result.prediction, result.radius, correct, elapsed)
@@ -238,7 +276,7 @@ class Certification(EvaluationCallback):
                 for old in [path, meta_path, *self._parts(path)]:
                     old.unlink(missing_ok=True)
             if not meta_path.exists():
-                meta_path.write_text(json.dumps(meta, indent=2))
+                _write_atomically(meta_path, json.dumps(meta, indent=2))
         barrier()
         stored = json.loads(meta_path.read_text())
         if stored != meta:
@@ -260,14 +298,17 @@ class Certification(EvaluationCallback):
         """Rank 0 rewrites the log with every row sorted by idx (atomically) and removes the parts."""
         barrier()
         if world()[0] == 0:
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.unlink(missing_ok=True)
-            with CertificationWriter(tmp, resume=False) as writer:
-                for idx in sorted(rows):
-                    writer.append_row(rows[idx])
-            tmp.replace(path)
+            # a name unique to this process: two jobs sharing the folder never write the same temporary file
+            tmp = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+            try:
+                with CertificationWriter(tmp, resume=False) as writer:
+                    for idx in sorted(rows):
+                        writer.append_row(rows[idx])
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
             for part in self._parts(path):
-                part.unlink()
+                part.unlink(missing_ok=True)
         barrier()
 
     def _summarise(self, rows: list[CertificationRow], sigma: SigmaFunction) -> dict[str, Any]:

@@ -20,6 +20,9 @@ A concrete evaluation implements only what is its own:
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,9 +39,10 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from robustlit.attacks.eval_mode import check_gradients_available
-from robustlit.data.base import check_in_bounds
 from robustlit.utils import distributed
+from robustlit.utils.batch_checks import check_evaluation_batch
 from robustlit.utils.fingerprint import model_fingerprint
+from robustlit.utils.finite import check_finite_logits, guard_outputs
 
 Stage = Literal["validate", "test"]
 #: strides of the per-batch seed ``seed + BATCH_SEED_STRIDE * batch_id + PART_SEED_STRIDE * part``
@@ -79,22 +83,72 @@ def scheduled(trainer: pl.Trainer, every_n_epochs: int) -> bool:
     return (trainer.current_epoch + 1) % every_n_epochs == 0 or last_epoch
 
 
+def format_seconds(seconds: float) -> str:
+    """``42 s``, ``3 min 05 s`` or ``2 h 04 min``."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
 class Progress:
-    """Examples done of this rank's share, printed by rank 0 at most every ``interval`` seconds (a plain line:
-    readable in a log file, and printed above a rich progress bar in a terminal)."""
+    """Examples done of this rank's share and the time left, shown by rank 0: a task in the rich progress bar
+    when one is given (the Trainer's ``RichProgressBar`` on a terminal), else a plain line at most every
+    ``interval`` seconds (readable in a log file or a cluster job's output).
 
-    def __init__(self, name: str, mine: int, total: int, interval: float = 10.0) -> None:
+    The time left extrapolates the examples computed so far (examples read from a cache count as done but
+    not in the rate)."""
+
+    def __init__(self, name: str, mine: int, total: int, interval: float = 10.0, rich: Any = None) -> None:
         self.name, self.mine, self.total, self.interval = name, mine, total, interval
-        self.done, self.start = 0, time.monotonic()
+        self.done, self.computed, self.start = 0, 0, time.monotonic()
         self.last = self.start
+        self.rich = rich if distributed.world()[0] == 0 else None
+        self.task = self.rich.add_task(f"[cyan]{name}", total=mine) if self.rich is not None else None
 
-    def advance(self, examples: int) -> None:
+    def eta(self) -> float | None:
+        """Seconds left at the rate of the examples computed so far (None before the first one)."""
+        if self.computed == 0:
+            return None
+        rate = self.computed / max(time.monotonic() - self.start, 1e-9)
+        return (self.mine - self.done) / rate
+
+    def advance(self, examples: int, computed: bool = True) -> None:
         self.done += examples
+        self.computed += examples if computed else 0
+        if self.rich is not None:
+            self.rich.update(self.task, advance=examples)
+            return
         now = time.monotonic()
         if now - self.last >= self.interval and distributed.world()[0] == 0:
             self.last = now
             share = "" if self.mine == self.total else f" (this rank's share of {self.total})"
-            print(f"{self.name}: {self.done}/{self.mine} examples{share}, {now - self.start:.0f} s", flush=True)
+            eta = self.eta()
+            left = f", about {format_seconds(eta)} left" if eta is not None else ""
+            print(
+                f"{self.name}: {self.done}/{self.mine} examples{share}, {format_seconds(now - self.start)}{left}",
+                flush=True,
+            )
+
+    def close(self) -> None:
+        """Remove the rich task (the plain lines need no closing)."""
+        if self.rich is not None and self.task is not None:
+            self.rich.remove_task(self.task)
+            self.task = None
+
+
+def rich_progress_of(trainer: pl.Trainer | None) -> Any:
+    """The live ``rich`` Progress of the Trainer's ``RichProgressBar`` when stdout is a terminal, else None."""
+    if trainer is None or not sys.stdout.isatty():
+        return None
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    bar = getattr(trainer, "progress_bar_callback", None)
+    if isinstance(bar, RichProgressBar) and bar.is_enabled:
+        return getattr(bar, "progress", None)
+    return None
 
 
 class EvaluationCallback(Callback):
@@ -146,6 +200,10 @@ class EvaluationCallback(Callback):
         self.print_table, self.num_workers = print_table, num_workers
         self.results: dict[str, dict] = {}
         self._limit: int | float = 1.0  # the Trainer's limit_val_batches / limit_test_batches during a run
+        # during run(): the evaluated model (its outputs are checked), its number of classes, the Trainer
+        self._model: nn.Module | None = None
+        self._num_classes: int | None = None
+        self._trainer: pl.Trainer | None = None
 
     # ---- what a concrete evaluation implements ---------------------------------------------------
     def evaluate_stage(self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataset: Dataset, stage: str) -> dict:
@@ -214,10 +272,13 @@ class EvaluationCallback(Callback):
         """Evaluate, log the metrics, keep the summary, write JSON and figures (collective under DDP)."""
         # fast_dev_run sets both limits to 1 (one batch)
         self._limit = trainer.limit_val_batches if stage == "val" else trainer.limit_test_batches
+        self._model = getattr(pl_module, "classifier", pl_module)
+        self._num_classes = getattr(pl_module, "num_classes", None)
+        self._trainer = trainer
         try:
             summary = self.evaluate_stage(trainer, pl_module, dataset, stage)
         finally:
-            self._limit = 1.0
+            self._limit, self._model, self._num_classes, self._trainer = 1.0, None, None, None
         summary["epoch"] = trainer.current_epoch
         self.results[stage] = summary
         pl_module.log_dict(self.metrics(summary, stage), on_step=False, on_epoch=True, sync_dist=True)
@@ -251,10 +312,19 @@ class EvaluationCallback(Callback):
         ``batch_fn(x, y, batch_id)`` returns ``{column: (B, ...) tensor}`` for one batch; whole batches are
         dealt to ranks (:func:`robustlit.utils.distributed.map_sharded`), so results do not depend on the
         world size. ``label`` and ``index`` columns are added. With ``cache_dir`` and ``cache_model``, a
-        finished batch is stored under a hash of the model weights (and ``cache_tag``) and reused.
+        finished batch is stored under a hash of the model weights (and ``cache_tag``) and reused; a rerun
+        prints how many it reused. Writes go to a process-unique temporary file, then ``os.replace``, so
+        several jobs may share one cache folder.
+
+        Every batch is validated before ``batch_fn`` sees it (finite, within ``bounds``, labels in
+        0..K-1: :func:`robustlit.utils.batch_checks.check_evaluation_batch`), and every forward pass of
+        the evaluated model (``cache_model``, else the module's ``classifier`` during :meth:`run`) is
+        watched: a non-finite output, or a non-finite floating-point column, stops the evaluation with an
+        error naming the batch and its dataset indices (a NaN row must never be counted as class 0).
         """
         if self.needs_gradients:
             check_gradients_available()
+        name = type(self).__name__
         n = self.size(dataset)
         cache = self._cache_root(cache_model, n, cache_tag)
         mine = distributed.my_batches(n, self.batch_size)
@@ -262,26 +332,38 @@ class EvaluationCallback(Callback):
         # the batches still to compute, read in this order (num_workers processes may prefetch them)
         todo = [indices for b, indices in mine if b not in cached]
         loader = iter(DataLoader(dataset, batch_sampler=todo, num_workers=self.num_workers))  # type: ignore[arg-type]
-        progress = Progress(f"{type(self).__name__}", sum(len(indices) for _, indices in mine), n)
+        mine_examples = sum(len(indices) for _, indices in mine)
+        progress = Progress(name, mine_examples, n, rich=rich_progress_of(self._trainer))
+        watched = cache_model if cache_model is not None else self._model
 
         def one_batch(batch_id: int, indices: list[int]) -> dict[str, Tensor]:
             path = cache / f"batch{batch_id:06d}.pt" if cache is not None else None
             if path is not None and batch_id in cached:
                 row = torch.load(path)
             else:
+                where = f"{name}: batch {batch_id} (dataset indices {indices[0]}..{indices[-1]})"
                 x, y = next(loader)[:2]
                 x, y = x.to(device), y.to(device)
-                check_in_bounds(x, bounds, type(self).__name__)
+                check_evaluation_batch(x, y, indices, bounds, self._num_classes, where)
                 row = {"label": y, **batch_fn(x, y, batch_id)}
+                guard.check(where)
+                for key, value in row.items():
+                    if value.is_floating_point():
+                        check_finite_logits(value, f"{where}, column {key!r}", allow_inf=True)
                 row = {key: value.detach().cpu() for key, value in row.items()}
                 if path is not None:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    torch.save(row, path.with_suffix(".tmp"))
-                    path.with_suffix(".tmp").replace(path)
-            progress.advance(len(indices))
+                    atomic_save(row, path)
+            progress.advance(len(indices), computed=batch_id not in cached)
             return row
 
-        return distributed.map_sharded(n, self.batch_size, one_batch)
+        with guard_outputs(watched) as guard:
+            try:
+                columns = distributed.map_sharded(n, self.batch_size, one_batch)
+            finally:
+                progress.close()
+        if cached and distributed.world()[0] == 0:
+            print(f"{name}: reused {len(cached)} of {len(mine)} cached batches from {cache}", flush=True)
+        return columns
 
     def seeded(self, batch_id: int, part: int, device: torch.device) -> Any:
         """Context in which the randomness of ``part`` of batch ``batch_id`` is fixed, whatever the world size."""
@@ -332,6 +414,18 @@ class EvaluationCallback(Callback):
         self.results = state_dict.get("results", {})
 
 
+def atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file unique to this process (pid and a random suffix) in the same
+    folder, then ``os.replace``: concurrent writers of the same file never clash, readers see whole files."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def send_figure(logger: object, name: str, figure: Figure, step: int) -> None:
     """Send a figure through the logger's own image API where it has one: TensorBoard's ``add_figure``,
     W&B's ``log_image``, MLflow's ``log_figure``. Other loggers (CSV) get the PNG in their folder only."""
@@ -353,4 +447,15 @@ def _folder_of(logger: object) -> str | None:
     return None
 
 
-__all__ = ["EvaluationCallback", "Stage", "batch_seed", "dataset_of", "pct", "scheduled", "seeded"]
+__all__ = [
+    "EvaluationCallback",
+    "Progress",
+    "Stage",
+    "atomic_save",
+    "batch_seed",
+    "dataset_of",
+    "format_seconds",
+    "pct",
+    "scheduled",
+    "seeded",
+]

@@ -40,8 +40,8 @@ class ConstantSigma(SigmaFunction):
 
     def __init__(self, sigma: float) -> None:
         super().__init__(semi_elasticity=0.0)
-        if not sigma > 0:
-            raise ValueError(f"sigma must be positive, got {sigma}")
+        if not 0 < sigma < float("inf"):  # also refuses NaN
+            raise ValueError(f"sigma must be positive and finite, got {sigma}")
         self.sigma = float(sigma)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -80,8 +80,8 @@ class KNNSigma(SigmaFunction):
         reference_chunk: int = 4096,
     ) -> None:
         super().__init__(semi_elasticity=rate)
-        if not sigma_base > 0:
-            raise ValueError(f"sigma_base must be positive, got {sigma_base}")
+        if not 0 < sigma_base < float("inf"):  # also refuses NaN
+            raise ValueError(f"sigma_base must be positive and finite, got {sigma_base}")
         if reference.dim() < 2:
             raise ValueError(f"reference must have shape (M, ...), got {tuple(reference.shape)}")
         if not 1 <= k <= reference.shape[0]:

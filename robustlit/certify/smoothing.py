@@ -21,9 +21,22 @@ from robustlit.certify.bounds import binomial_abstain_pvalue, clopper_pearson_lo
 from robustlit.certify.radius import cohen_radius, input_dependent_radius
 from robustlit.certify.sigma import ConstantSigma, SigmaFunction
 
-__all__ = ["ABSTAIN", "CertifyResult", "SmoothedClassifier"]
+__all__ = ["ABSTAIN", "CertifyResult", "NonFiniteLogitsError", "SmoothedClassifier", "check_sampling_args"]
 
 ABSTAIN = -1
+
+
+class NonFiniteLogitsError(FloatingPointError):
+    """The base model returned NaN or infinite logits on noisy inputs: no vote may be counted from them."""
+
+
+def check_sampling_args(failure_prob: float, **counts: int) -> None:
+    """Raise ValueError unless ``failure_prob`` lies in (0, 1) and every count is an integer >= 1."""
+    if isinstance(failure_prob, bool) or not 0.0 < float(failure_prob) < 1.0:
+        raise ValueError(f"the failure probability (alpha) must lie in (0, 1), e.g. 0.001; got {failure_prob!r}")
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -137,6 +150,7 @@ class SmoothedClassifier:
     ) -> int:
         """Cohen et al.'s PREDICT: top class if the binomial test of the top two counts has p <= alpha,
         else ``ABSTAIN`` (-1). Returns a class other than g(x) with probability at most alpha."""
+        check_sampling_args(alpha, n=n, batch_size=batch_size)
         x_dev, sigma = self._prepare(x)
         counts = self._counts(x_dev, sigma, n, batch_size, generator)
         top = torch.topk(counts, min(2, counts.numel()))
@@ -158,6 +172,7 @@ class SmoothedClassifier:
         """Cohen et al.'s CERTIFY: select c_A on n0 samples, bound p_A on n fresh samples (Clopper-Pearson,
         level 1 - alpha), abstain when p_A_lower <= 1/2, else radius sigma Phi^-1(p_A_lower) for constant
         sigma or Suekenik et al.'s input-dependent radius when ``sigma_fn.semi_elasticity > 0``."""
+        check_sampling_args(alpha, n0=n0, n=n, batch_size=batch_size)
         x_dev, sigma = self._prepare(x)
         # Selection and estimation use independent draws (the generator advances between them).
         counts0 = self._counts(x_dev, sigma, n0, batch_size, generator)
@@ -203,8 +218,8 @@ class SmoothedClassifier:
             x = x.float()
         with torch.no_grad():
             sigma = float(self.sigma_fn(x.unsqueeze(0)).reshape(-1)[0])
-        if not sigma > 0:
-            raise ValueError(f"sigma(x) must be positive, got {sigma}")
+        if not 0 < sigma < float("inf"):  # also refuses NaN
+            raise ValueError(f"sigma(x) must be positive and finite, got {sigma}")
         return x, sigma
 
     def _counts(
@@ -215,6 +230,7 @@ class SmoothedClassifier:
         device = x.device
         noise_device = generator.device if generator is not None else device
         counts: Tensor | None = None
+        non_finite: Tensor | None = None  # checked once at the end: no device synchronisation per batch
         remaining = num_samples
         with torch.no_grad(), _eval_mode(self.base_model):
             while remaining > 0:
@@ -225,7 +241,15 @@ class SmoothedClassifier:
                 logits = self.base_model(x.unsqueeze(0) + sigma * noise.to(device))
                 if logits.dim() != 2 or logits.shape[0] != size:
                     raise ValueError(f"base model must return (batch, K) logits, got {tuple(logits.shape)}")
+                bad = ~torch.isfinite(logits).all()
+                non_finite = bad if non_finite is None else non_finite | bad
                 votes = torch.bincount(logits.argmax(dim=1), minlength=logits.shape[1])
                 counts = votes if counts is None else counts + votes
-        assert counts is not None
+        assert counts is not None and non_finite is not None
+        if bool(non_finite):
+            # argmax of a NaN row is class 0: such votes would certify class 0
+            raise NonFiniteLogitsError(
+                "the base model returned NaN or infinite logits on noisy inputs; no vote is counted from them. "
+                "Check the model's weights (robustlit.load_classifier verifies them) and the input."
+            )
         return counts.cpu()

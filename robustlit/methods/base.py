@@ -14,6 +14,8 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
 
 from robustlit.models.normalize import Normalize
+from robustlit.utils.finite import check_finite_logits
+from robustlit.utils.integrity import CHECKSUM_KEY, verify_checkpoint, weights_checksum
 
 
 def plain_types(value: Any) -> Any:
@@ -111,7 +113,9 @@ class RobustClassifier(pl.LightningModule):
             raise NonFiniteLossError(
                 f"training loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}. "
                 "Lower the learning rate (or add gradient clipping: --trainer.gradient_clip_val 1.0) and resume "
-                "from the last good checkpoint with --ckpt_path <run dir>/checkpoints/last.ckpt."
+                "from the last good checkpoint: rerun the same command with --ckpt_path <run dir>/checkpoints/"
+                "last.ckpt --model.init_args.optimizer.init_args.lr <lower>. On resume the configured optimizer "
+                "and scheduler settings replace the stored ones (docs/faults.md)."
             )
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
         return loss
@@ -120,20 +124,30 @@ class RobustClassifier(pl.LightningModule):
     def _evaluate(self, batch: tuple[Tensor, Tensor], metrics: MetricCollection) -> None:
         x, y = batch
         logits = self(x)
+        batch_index = getattr(self, "_batch_index", "?")
+        check_finite_logits(logits, f"{type(self).__name__} at {self._stage_name()} batch {batch_index}")
         metrics["acc"].update(logits, y)
         metrics["ece"].update(logits.softmax(dim=1), y)
         metrics["nll"].update(F.cross_entropy(logits, y, reduction="none"))
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=False, batch_size=len(y))
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._batch_index = batch_idx
         self._evaluate(batch, self.val_metrics)
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._batch_index = batch_idx
         self._evaluate(batch, self.test_metrics)
+
+    def _stage_name(self) -> str:
+        trainer = self._trainer
+        return "test" if trainer is not None and trainer.testing else "validation"
 
     def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         x = batch[0]
-        probs = self(x).softmax(dim=1)
+        logits = self(x)
+        check_finite_logits(logits, f"{type(self).__name__} at predict batch {batch_idx}")
+        probs = logits.softmax(dim=1)
         return {"prediction": probs.argmax(dim=1), "probabilities": probs}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -142,6 +156,14 @@ class RobustClassifier(pl.LightningModule):
             if key != "state_dict":
                 checkpoint[key] = plain_types(checkpoint[key])
         checkpoint["robustlit_class_path"] = f"{type(self).__module__}.{type(self).__qualname__}"
+        checkpoint[CHECKSUM_KEY] = weights_checksum(checkpoint["state_dict"])
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse corrupt or non-finite weights before they are loaded (``fit/validate/test --ckpt_path``);
+        :func:`robustlit.load_classifier` verifies them when it reads the file."""
+        trainer = self._trainer
+        if trainer is not None:
+            verify_checkpoint(checkpoint, getattr(trainer, "ckpt_path", None) or "the checkpoint")
 
     # ---- optimisation ------------------------------------------------------------------------------
     def configure_optimizers(self):  # noqa: ANN201 - Lightning accepts several return types

@@ -16,6 +16,8 @@ from torchmetrics.classification import MulticlassAccuracy
 from robustlit.certify.sigma import ConstantSigma, KNNSigma, SigmaFunction
 from robustlit.certify.smoothing import SmoothedClassifier
 from robustlit.methods.base import RobustClassifier
+from robustlit.utils.config_types import FinitePositiveFloat
+from robustlit.utils.finite import check_finite_logits
 
 __all__ = ["GaussianSmoothing", "TrainingSetKNNSigma"]
 
@@ -134,18 +136,18 @@ class GaussianSmoothing(RobustClassifier):
 
     def __init__(
         self,
-        sigma: SigmaFunction | PositiveFloat = 0.25,
-        train_sigma_scale: PositiveFloat = 1.0,
+        sigma: SigmaFunction | FinitePositiveFloat = 0.25,
+        train_sigma_scale: FinitePositiveFloat = 1.0,
         noise_seed: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if isinstance(sigma, bool) or not isinstance(sigma, SigmaFunction | float | int):
             raise ValueError(f"sigma must be a positive float or a SigmaFunction; got {sigma!r}")
-        if not isinstance(sigma, SigmaFunction) and not sigma > 0:
-            raise ValueError(f"sigma must be positive (pixel units, e.g. 0.25); got {sigma}")
-        if not train_sigma_scale > 0:
-            raise ValueError(f"train_sigma_scale must be positive; got {train_sigma_scale}")
+        if not isinstance(sigma, SigmaFunction) and not 0 < sigma < float("inf"):  # also refuses NaN
+            raise ValueError(f"sigma must be positive and finite (pixel units, e.g. 0.25); got {sigma}")
+        if not 0 < train_sigma_scale < float("inf"):
+            raise ValueError(f"train_sigma_scale must be positive and finite; got {train_sigma_scale}")
         self.sigma_fn = sigma if isinstance(sigma, SigmaFunction) else ConstantSigma(float(sigma))
         self.train_sigma_scale = float(train_sigma_scale)
         self.noise_seed = noise_seed
@@ -191,7 +193,9 @@ class GaussianSmoothing(RobustClassifier):
         x, y = batch[0], batch[1]
         generator = torch.Generator(device=x.device).manual_seed(self.noise_seed + 1_000_003 * batch_idx)
         with torch.no_grad():
-            metric.update(self(self.add_noise(x, generator=generator)), y)
+            logits = self(self.add_noise(x, generator=generator))
+        check_finite_logits(logits, f"{type(self).__name__} noisy accuracy at batch {batch_idx}")
+        metric.update(logits, y)
         name = "val/noisy_acc" if metric is self.val_noisy_acc else "test/noisy_acc"
         self.log(name, metric, on_step=False, on_epoch=True, batch_size=len(y))
 

@@ -29,6 +29,7 @@ def test_sigkill_mid_evaluation_then_rerun_reuses_finished_batches(uninterrupted
     assert uninterrupted_eval.returncode == 0, uninterrupted_eval.stderr[-3000:]
     got, want = evaluation_result(tmp_path), evaluation_result(reference_dir)
     robust = got["attacks"]["ensemble"]["robust_acc"]
+    said = [line for line in rerun.stdout.splitlines() if "cached batches" in line]
     record(
         fault="SIGKILL during the test-stage AdversarialEvaluation (PGD-50, 34 batches of 8, `cache_dir` set)",
         happened=f"exit status {status}; {len(finished)} of 34 finished batches left in the cache",
@@ -36,10 +37,12 @@ def test_sigkill_mid_evaluation_then_rerun_reuses_finished_batches(uninterrupted
             f"the rerun reused all {len(finished) - len(rewritten)} finished batches (files untouched), attacked "
             f"the other {len(after) - len(finished)}; robust accuracy {robust:.4f}, "
             f"{'equal to' if got == want else 'DIFFERENT from'} the uninterrupted evaluation's "
-            f"{want['attacks']['ensemble']['robust_acc']:.4f}. The callback does not itself report the count."
+            f"{want['attacks']['ensemble']['robust_acc']:.4f}. The rerun printed: "
+            f"`{said[0].split(' from ')[0] if said else 'nothing'}`"
         ),
     )
     assert not rewritten, f"finished batches were recomputed: {rewritten}"
+    assert said and said[0].startswith(f"AdversarialEvaluation: reused {len(finished)} of 34 cached batches"), said
     assert len(after) == 34
     assert got == want, "the resumed evaluation differs from the uninterrupted one"
     assert 0 < robust < got["clean_acc"], "PGD-50 should break some, not all, of the TRADES model's predictions"

@@ -1,0 +1,59 @@
+"""Two jobs sharing one attack cache folder both finish, with identical results (unique temporary names per
+process, then ``os.replace``); a rerun says how many finished batches it reused."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fault_runs import env, record
+
+SCRIPT = Path(__file__).resolve().parent / "shared_cache_script.py"
+
+
+def test_two_processes_sharing_one_cache_both_finish_with_identical_results(tmp_path: Path) -> None:
+    cache, go = tmp_path / "attack-cache", tmp_path / "go"
+    outs = [tmp_path / f"job{i}.json" for i in range(2)]
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, str(SCRIPT), str(cache), str(go), str(out)],
+            env=env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for out in outs
+    ]
+    time.sleep(0.5)
+    go.touch()  # both jobs attack the same 48 batches at the same time
+    results = [job.communicate(timeout=300) for job in jobs]
+    codes = [job.returncode for job in jobs]
+    finished = sorted(cache.rglob("batch*.pt"))
+    leftovers = sorted(p.name for p in cache.rglob("*.tmp"))
+    record(
+        fault="two jobs started together on one `cache_dir` (AdversarialEvaluation PGD-40, 48 batches of 2)",
+        happened=f"exit statuses {codes}; {len(finished)} cached batches, {len(leftovers)} temporary files left "
+        "(before: both wrote `batchNNNNNN.tmp` and one could die on the rename: 2 of 2 CLI trials in issue 11, 1 of 4 "
+        "trials of this test's script)",
+        handled="each process writes `batchNNNNNN.pt.<pid>-<random>.tmp`, then `os.replace`; the results of the two "
+        "jobs are identical",
+    )
+    assert codes == [0, 0], [err[-2000:] for _, err in results]
+    summaries = [json.loads(out.read_text()) for out in outs]
+    assert summaries[0] == summaries[1]
+    assert len(finished) == 48 and not leftovers
+
+    rerun = subprocess.run(
+        [sys.executable, str(SCRIPT), str(cache), str(go), str(tmp_path / "rerun.json")],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "AdversarialEvaluation: reused 48 of 48 cached batches" in rerun.stdout
+    assert json.loads((tmp_path / "rerun.json").read_text()) == summaries[0]
