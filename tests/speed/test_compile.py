@@ -3,6 +3,7 @@ break, and compiled and eager training attacks give the same adversarial example
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 
@@ -51,8 +52,8 @@ def test_compiled_training_attack_matches_eager() -> None:
     cross-entropy gradient is well away from 0): the iterates agree within float error. TRADES starts at
     x + 0.001 N(0, I), where the KL and its gradient are at float-noise level, so the first direction is
     float noise in both (measured: 0.0055 apart after 5 L2 steps) and the paths part; and a Linf step
-    takes sign(grad), where an entry within float error of 0 can flip. For those the check is the attack
-    objective reached.
+    takes sign(grad), where an entry within float error of 0 can flip. For Linf the check is the attack objective
+    (cross-entropy) reached.
     """
     torch._dynamo.reset()
     eager, compiled = _pgd_at(), _pgd_at(compile=True)
@@ -70,14 +71,15 @@ def test_compiled_training_attack_matches_eager() -> None:
     assert (x_adv_eager - x).flatten(1).norm(dim=1).max() > 0.25  # the attack moved
     torch.testing.assert_close(x_adv_compiled, x_adv_eager, rtol=0, atol=1e-4)
 
-    trades_eager, trades_compiled = _trades(), _trades(compile=True)
-    trades_compiled.configure_model()
-    kl = []
-    for model in (trades_eager, trades_compiled):  # Linf TRADES: same objective reached
+    ce = []
+    for model in (eager, compiled):  # Linf: same graphs (the norm is outside the model), same objective reached
+        model.threat_model = dataclasses.replace(model.threat_model, norm="Linf", eps=0.2, step_size=0.05)
         torch.manual_seed(2)
         x_adv = model.adversarial_examples(x, y)
         with torch.no_grad():
-            kl.append(float(trades_eager.attack_loss(x, y)(trades_eager.classifier(x_adv)).mean()))
-    assert kl[0] > 1e-3
-    assert abs(kl[0] - kl[1]) <= 0.02 * kl[0], kl
+            ce.append(float(torch.nn.functional.cross_entropy(eager.classifier(x_adv), y)))
+    with torch.no_grad():
+        clean = float(torch.nn.functional.cross_entropy(eager.classifier(x), y))
+    assert ce[0] > clean + 0.05, (clean, ce)
+    assert abs(ce[0] - ce[1]) <= 0.01 * ce[0], ce
     print(f"compiled attack incl. compilation: {seconds:.1f}s")
