@@ -29,6 +29,9 @@ def _trades(**options: object) -> TRADES:
 def _pgd_at(**options: object) -> PGDAT:
     torch.manual_seed(0)
     backbone = SmallCNN(10, 1, width=4, hidden=16)
+    with torch.no_grad():  # doubled weights: the untrained model's loss then varies within the ball
+        for param in backbone.parameters():
+            param.mul_(2.0)
     kwargs = {"eps": 0.5, "step_size": 0.2, "steps": 5, "norm": "L2"} | options
     return PGDAT(backbone=backbone, mean=(0.3,), std=(0.38,), **kwargs)
 
