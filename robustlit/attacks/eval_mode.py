@@ -15,9 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from robustlit.attacks.spec import AttackSpec
 
 INFERENCE_MODE_HELP = (
     "Adversarial attacks and certification need input gradients, but this code runs under "
@@ -65,3 +69,18 @@ def attack_mode(model: nn.Module, train_mode: bool = False) -> Iterator[nn.Modul
             param.requires_grad_(required)
         for module, momentum in momenta.items():
             module.momentum = momentum
+
+
+@contextmanager
+def attack_precision(spec: AttackSpec, device: torch.device | str) -> Iterator[None]:
+    """Run an evaluation attack in the precision its spec names, whatever autocast the caller is under.
+
+    ``fp32`` (the default) switches autocast off: under ``--trainer.precision bf16-mixed`` Lightning
+    autocasts ``training_step`` (so training attacks run in bf16 there), and evaluation attacks must not
+    inherit it from a caller that autocasts. ``bf16`` autocasts to bfloat16 on ``device``'s type
+    (Micikevicius et al. 2018, mixed-precision training; docs/speed.md).
+    """
+    device_type = torch.device(device).type
+    precision = getattr(spec, "precision", "fp32")
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        yield

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor, nn
 
-from robustlit.attacks.eval_mode import attack_mode
+from robustlit.attacks.eval_mode import attack_mode, attack_precision
 from robustlit.attacks.losses import check_loss
 
 if TYPE_CHECKING:
@@ -164,7 +164,8 @@ def build_attack(
 ) -> AttackFn:
     """Return ``attack(x, y) -> x_adv`` for ``spec`` against ``model`` (built on the model's device).
 
-    The returned function enters :func:`attack_mode`, checks the inputs lie in ``bounds``, and
+    The returned function enters :func:`attack_mode` and :func:`attack_precision` (float32 unless
+    ``spec.precision`` is ``bf16``, whatever autocast the caller runs under), checks the inputs lie in ``bounds``, and
     verifies that every adversarial example respects the threat model: a bounded attack that steps
     outside is a bug and raises; a minimal-norm attack (CW) outside eps is replaced by the clean
     input, i.e. counted as a failed attack.
@@ -187,8 +188,8 @@ def build_attack(
                 "robustlit attacks work in pixel space: feed un-normalised inputs and keep normalisation "
                 "inside the model (robustlit.models.Normalize)."
             )
-        with attack_mode(model):
-            x_adv = inner(x, y).detach().to(x.device)
+        with attack_mode(model), attack_precision(spec, x.device):
+            x_adv = inner(x, y).detach().to(device=x.device, dtype=x.dtype)
         inside = inside_threat_model(x_adv, x, spec)
         if bounds is not None:
             inside &= (x_adv >= bounds[0] - 1e-6).flatten(1).all(1) & (x_adv <= bounds[1] + 1e-6).flatten(1).all(1)

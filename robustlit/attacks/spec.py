@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, PositiveInt, register_type
 
@@ -60,6 +61,11 @@ class AttackSpec:
             average the input gradient over this many forward passes, for randomised models
             (``native_pgd``, ``pgd`` Linf, ``apgd``, ``apgd_t``). Shown as ``eot<k>`` when > 1.
         queries: query budget of query-based attacks (``square``); AutoAttack's 5000 by default.
+        precision: ``fp32`` (default): the attack runs in float32 even when the Trainer trains in
+            ``bf16-mixed``, so reported numbers do not depend on reduced-precision gradients; ``bf16``
+            runs the attack under bfloat16 autocast (faster on accelerators) and the metric name says
+            so (``pgd50_bf16_linf_0.2``). Success is still judged by the callback on the float32
+            model (docs/speed.md).
     """
 
     name: AttackName = "pgd"
@@ -72,6 +78,7 @@ class AttackSpec:
     loss: LossName | None = None
     eot_samples: PositiveInt = 1
     queries: PositiveInt = DEFAULT_QUERIES
+    precision: Literal["fp32", "bf16"] = "fp32"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", str(self.name))  # a plain str in checkpoints (weights_only loading)
@@ -98,6 +105,8 @@ class AttackSpec:
                 f"AttackSpec: {name} is budgeted in queries (queries: {self.queries}, AutoAttack's default 5000); "
                 "steps is not used: set queries instead."
             )
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"AttackSpec.precision must be 'fp32' or 'bf16'; got {self.precision!r}")
         if entry.check is not None:
             entry.check(self)
 
@@ -130,7 +139,8 @@ class AttackSpec:
     @property
     def metric_name(self) -> str:
         """E.g. ``pgd50_linf_0.2``, ``autoattack_linf_0.03137``, ``apgd_t100x2_l2_0.5``,
-        ``native_pgd20_margin_linf_0.2``, ``square5000_linf_0.2``, ``native_pgd20_margin_eot8_linf_0.5``."""
+        ``native_pgd20_margin_linf_0.2``, ``square5000_linf_0.2``, ``native_pgd20_margin_eot8_linf_0.5``,
+        ``pgd50_bf16_linf_0.2``."""
         entry = self.registered
         budget = {"steps": str(self.effective_steps), "queries": str(self.queries), "none": ""}[entry.budget]
         if self.restarts > 1 and entry.budget != "none":
@@ -140,4 +150,6 @@ class AttackSpec:
             budget += f"_{loss}"
         if self.eot_samples > 1:
             budget += f"_eot{self.eot_samples}"
+        if self.precision != "fp32":
+            budget += f"_{self.precision}"
         return f"{self.attack_name}{budget}_{self.norm.lower()}_{self.eps:.4g}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +80,13 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
     finally:
         for m, mode in modes:
             m.training = mode
+
+
+def _chunks(total: int, batch_size: int) -> list[int]:
+    """The sizes in which ``_counts`` draws ``total`` samples: full batches, then the remainder."""
+    if total < 1 or batch_size < 1:
+        raise ValueError(f"num_samples and batch_size must be >= 1, got {total}, {batch_size}")
+    return [batch_size] * (total // batch_size) + ([total % batch_size] if total % batch_size else [])
 
 
 class SmoothedClassifier:
@@ -176,8 +183,14 @@ class SmoothedClassifier:
         x_dev, sigma = self._prepare(x)
         # Selection and estimation use independent draws (the generator advances between them).
         counts0 = self._counts(x_dev, sigma, n0, batch_size, generator)
-        c_a = int(counts0.argmax())
         counts = self._counts(x_dev, sigma, n, batch_size, generator)
+        return self._certificate(counts0, counts, n, alpha, sigma, x.numel())
+
+    def _certificate(
+        self, counts0: Tensor, counts: Tensor, n: int, alpha: float, sigma: float, dim: int
+    ) -> CertifyResult:
+        """The end of CERTIFY from the selection and estimation counts."""
+        c_a = int(counts0.argmax())
         n_a = int(counts[c_a])
         p_low = float(clopper_pearson_lower(n_a, n, alpha))
         rate = float(self.sigma_fn.semi_elasticity)
@@ -185,7 +198,7 @@ class SmoothedClassifier:
         if p_low <= 0.5:
             return CertifyResult(ABSTAIN, 0.0, p_low, sigma, n_a, n, method, counts0, counts)
         if rate > 0:
-            radius = input_dependent_radius(p_low, sigma, rate, dim=x.numel(), **self.radius_kwargs)
+            radius = input_dependent_radius(p_low, sigma, rate, dim=dim, **self.radius_kwargs)
         else:
             radius = cohen_radius(p_low, sigma)
         return CertifyResult(c_a, float(radius), p_low, sigma, n_a, n, method, counts0, counts)
@@ -199,8 +212,94 @@ class SmoothedClassifier:
         batch_size: int,
         generator: torch.Generator | None = None,
     ) -> list[CertifyResult]:
-        """``certify`` for each example of a batch x (B, ...), one after the other."""
-        return [self.certify(xi, n0, n, alpha, batch_size, generator) for xi in x]
+        """``certify`` for each example of a batch x (B, ...), one shared generator drawing in the same order as
+        ``certify`` called on each example in turn; noise of several examples shares forward passes
+        (:meth:`certify_many`)."""
+        return self.certify_many(list(x), n0, n, alpha, batch_size, [generator] * len(x))
+
+    def certify_many(
+        self,
+        xs: Sequence[Tensor],
+        n0: int,
+        n: int,
+        alpha: float,
+        batch_size: int,
+        generators: Sequence[torch.Generator | None] | None = None,
+    ) -> list[CertifyResult]:
+        """CERTIFY for several inputs, packing their noise into shared forward passes of up to ``batch_size``.
+
+        Gives the certificates of ``[certify(x, ..., g) for x, g in zip(xs, generators)]``: every draw is
+        the same (each input's noise comes from its own generator -- or the shared or global stream -- in
+        the chunks and the order that ``certify`` uses: n0 selection samples, then n estimation samples,
+        ``batch_size`` at a time), only the forward passes are shared. When n0 or n is small relative to
+        ``batch_size``, the chunks of consecutive inputs fill one pass instead of one pass each. A base
+        model whose logits for one sample depend on the other samples of its batch (batch-norm in train
+        mode is excluded by eval mode) would break this equality; floating-point kernels that change
+        with the batch size could in principle flip a near-tie argmax (docs/speed.md).
+        """
+        generators = list(generators) if generators is not None else [None] * len(xs)
+        if len(generators) != len(xs):
+            raise ValueError(f"certify_many: {len(xs)} inputs but {len(generators)} generators")
+        prepared = [self._prepare(x) for x in xs]
+        # jobs in the order certify() draws them: input by input, selection then estimation chunks
+        jobs = [
+            (i, phase, size)
+            for i in range(len(xs))
+            for phase, total in ((0, n0), (1, n))
+            for size in _chunks(total, batch_size)
+        ]
+        counts = self._packed_counts(prepared, jobs, batch_size, generators, slots=2 * len(xs))
+        return [
+            self._certificate(counts[2 * i], counts[2 * i + 1], n, alpha, sigma, x.numel())
+            for i, (x, sigma) in enumerate(prepared)
+        ]
+
+    def _packed_counts(
+        self,
+        prepared: list[tuple[Tensor, float]],
+        jobs: list[tuple[int, int, int]],
+        batch_size: int,
+        generators: list[torch.Generator | None],
+        slots: int,
+    ) -> list[Tensor]:
+        """Class counts per (input, phase) slot; consecutive noise chunks share a forward pass up to ``batch_size``."""
+        counts: Tensor | None = None
+        pending: list[tuple[int, Tensor]] = []
+        filled = 0
+
+        def flush() -> None:
+            nonlocal counts, pending, filled
+            if not pending:
+                return
+            logits = self.base_model(torch.cat([batch for _, batch in pending]))
+            if logits.dim() != 2 or logits.shape[0] != filled:
+                raise ValueError(f"base model must return (batch, K) logits, got {tuple(logits.shape)}")
+            if not bool(torch.isfinite(logits).all()):
+                # argmax of a NaN row is class 0: such votes would certify class 0 (as in _counts)
+                raise NonFiniteLogitsError(
+                    "the base model returned NaN or infinite logits on noisy inputs; no vote is counted from "
+                    "them. Check the model's weights (robustlit.load_classifier verifies them) and the input."
+                )
+            k = logits.shape[1]
+            slot = torch.cat([torch.full((len(b),), s, device=logits.device) for s, b in pending])
+            votes = torch.bincount(slot * k + logits.argmax(dim=1), minlength=slots * k).view(slots, k)
+            counts = votes if counts is None else counts + votes
+            pending, filled = [], 0
+
+        with torch.no_grad(), _eval_mode(self.base_model):
+            for i, phase, size in jobs:
+                if filled + size > batch_size:
+                    flush()
+                x, sigma = prepared[i]
+                generator = generators[i]
+                noise_device = generator.device if generator is not None else x.device
+                noise = torch.randn((size, *x.shape), generator=generator, device=noise_device, dtype=x.dtype)
+                # No clipping of x + noise (Cohen et al.), as in _counts.
+                pending.append((2 * i + phase, x.unsqueeze(0) + sigma * noise.to(x.device)))
+                filled += size
+            flush()
+        assert counts is not None
+        return list(counts.cpu())
 
     def predict_batch(
         self, x: Tensor, n: int, alpha: float, batch_size: int, generator: torch.Generator | None = None

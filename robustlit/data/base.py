@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 import torch.distributed as dist
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from robustlit.data.device_resident import DeviceResidentLoader, stack_dataset
 from robustlit.data.epoch_order import EpochSeededDataset, EpochShuffle
 from robustlit.utils.distributed import world
 
@@ -30,6 +32,9 @@ class RobustDataModule(pl.LightningDataModule):
         eval_batch_size: validation/test batch size; defaults to ``batch_size``.
         num_workers: DataLoader worker processes.
         seed: seed of the training shuffle order (and of the augmentations).
+        device_resident: keep the whole training split on the accelerator and augment it there in
+            batches (:class:`~robustlit.data.device_resident.DeviceResidentLoader`, docs/speed.md):
+            same order and batches, augmentation drawn from the same distribution.
     """
 
     #: Number of classes and normalisation statistics (linked into the model by the CLI).
@@ -45,6 +50,7 @@ class RobustDataModule(pl.LightningDataModule):
         eval_batch_size: PositiveInt | None = None,
         num_workers: NonNegativeInt = 0,
         seed: int = 0,
+        device_resident: bool = False,
     ) -> None:
         super().__init__()
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
@@ -54,6 +60,8 @@ class RobustDataModule(pl.LightningDataModule):
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
         self.seed = seed
+        self.device_resident = device_resident
+        self._resident: DeviceResidentLoader | None = None
         self.train_dataset: Dataset | None = None
         self.val_dataset: Dataset | None = None
         self.test_dataset: Dataset | None = None
@@ -73,8 +81,32 @@ class RobustDataModule(pl.LightningDataModule):
             sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
         return DataLoader(dataset, batch_size=self.eval_batch_size, sampler=sampler, **common)
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | DeviceResidentLoader:
+        if self.device_resident:
+            return self._device_resident_loader()
         return self._loader(self.train_dataset, "train", train=True)
+
+    # ---- the accelerator-resident training path (docs/speed.md) ---------------------------------------
+    def resident_train_split(self) -> tuple[Tensor, Tensor]:
+        """The un-augmented training split as ``(x, y)`` tensors (override for a faster read)."""
+        if self.train_dataset is None:
+            raise RuntimeError(f"{type(self).__name__}.setup() did not create the train split")
+        return stack_dataset(self.train_dataset)
+
+    def device_augmentation(self) -> tuple[int, float]:
+        """``(crop padding, flip probability)`` of the training augmentation; none by default."""
+        return 0, 0.0
+
+    def _device_resident_loader(self) -> DeviceResidentLoader:
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        if self._resident is None or self._resident.device != device:
+            x, y = self.resident_train_split()
+            padding, flip_p = self.device_augmentation()
+            rank, size = world()
+            self._resident = DeviceResidentLoader(
+                x, y, self.batch_size, device, self.seed, padding, flip_p, num_replicas=size, rank=rank
+            )
+        return self._resident
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_dataset, "validation", train=False)

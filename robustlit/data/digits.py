@@ -16,6 +16,7 @@ class DigitsDataModule(RobustDataModule):
 
     A fixed, stratified split controlled by ``split_seed`` (default: 70% train, 15% val, 15% test,
     i.e. 1257 / 270 / 270 images) so that every run and every method sees the same test set.
+    ``device_resident``: see :class:`~robustlit.data.base.RobustDataModule` (docs/speed.md).
     """
 
     num_classes = 10
@@ -31,8 +32,9 @@ class DigitsDataModule(RobustDataModule):
         val_fraction: float = 0.15,
         test_fraction: float = 0.15,
         split_seed: int = 0,
+        device_resident: bool = False,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, seed)
+        super().__init__(batch_size, eval_batch_size, num_workers, seed, device_resident)
         if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
             raise ValueError(
                 f"val_fraction and test_fraction must lie in (0, 1) with a sum < 1; got {val_fraction}, {test_fraction}"

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import torch
 from jsonargparse.typing import NonNegativeInt, PositiveInt
+from torch import Tensor
 from torch.utils.data import Dataset, Subset
 from torchvision import datasets, transforms
 
 from robustlit.data.base import RobustDataModule
+from robustlit.data.device_resident import stack_dataset
 
 
 class TorchvisionDataModule(RobustDataModule):
@@ -21,6 +23,8 @@ class TorchvisionDataModule(RobustDataModule):
         download: download the files if missing (needs network).
         val_size: number of training images held out for validation (fixed by ``split_seed``).
         augment: standard training augmentation (CIFAR: random crop with 4-pixel padding + flip).
+        device_resident: keep the training split on the accelerator and crop/flip it there in batches
+            (docs/speed.md).
     """
 
     dataset_class: type = datasets.MNIST
@@ -37,8 +41,9 @@ class TorchvisionDataModule(RobustDataModule):
         num_workers: NonNegativeInt = 2,
         seed: int = 0,
         split_seed: int = 0,
+        device_resident: bool = False,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, seed)
+        super().__init__(batch_size, eval_batch_size, num_workers, seed, device_resident)
         if val_size < 0:
             raise ValueError(f"val_size must be >= 0; got {val_size}")
         self.root, self.download, self.val_size = root, download, val_size
@@ -77,8 +82,35 @@ class TorchvisionDataModule(RobustDataModule):
         order = torch.randperm(len(train_plain), generator=torch.Generator().manual_seed(self.split_seed))
         val_index, train_index = order[: self.val_size].tolist(), order[self.val_size :].tolist()
         self.train_dataset = Subset(train_aug, train_index)
+        self._train_plain = Subset(train_plain, train_index)
         self.val_dataset = Subset(train_plain, val_index)
         self.test_dataset = self._dataset(train=False, augment=False)
+
+    def resident_train_split(self) -> tuple[Tensor, Tensor]:
+        """The un-augmented training images and labels (the augmentation runs on the device)."""
+        if self.train_dataset is None:
+            raise RuntimeError(f"{type(self).__name__}.setup() did not create the train split")
+        return stack_dataset(self._train_plain)
+
+    def device_augmentation(self) -> tuple[int, float]:
+        """Padding and flip probability of ``train_augmentation`` (RandomCrop, RandomHorizontalFlip only)."""
+        padding, flip_p = 0, 0.0
+        for step in self.train_augmentation if self.augment else []:
+            if (
+                isinstance(step, transforms.RandomCrop)
+                and isinstance(step.padding, int)
+                and step.padding_mode == "constant"
+                and step.fill == 0
+            ):
+                padding = step.padding
+            elif isinstance(step, transforms.RandomHorizontalFlip):
+                flip_p = float(step.p)
+            else:
+                raise ValueError(
+                    f"{type(self).__name__}: device_resident supports RandomCrop(padding=int, fill 0) and "
+                    f"RandomHorizontalFlip only; got {step!r}. Use device_resident: false."
+                )
+        return padding, flip_p
 
 
 class MNISTDataModule(TorchvisionDataModule):
