@@ -162,3 +162,15 @@ def test_nan_logits_stop_the_clean_test_metrics_naming_the_batch() -> None:
     trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, limit_test_batches=2)
     with pytest.raises(NonFiniteOutputError, match=r"Standard at test batch 0: .* non-finite logits"):
         trainer.test(module, datamodule=DigitsDataModule(batch_size=16))
+
+
+def test_nan_logits_stop_packed_certification_too() -> None:
+    """certify_many packs the noise of several images into one forward pass: it refuses NaN votes as well."""
+    from robustlit.certify.smoothing import NonFiniteLogitsError
+
+    smoothed = SmoothedClassifier(_model(nan_weight=True), sigma=0.25)
+    x = _data(4).tensors[0]
+    with pytest.raises(NonFiniteLogitsError, match="NaN or infinite logits"):
+        smoothed.certify_batch(x, n0=8, n=16, alpha=0.001, batch_size=64)
+    healthy = SmoothedClassifier(_model(nan_weight=False), sigma=0.25)
+    assert len(healthy.certify_batch(x, n0=8, n=16, alpha=0.001, batch_size=64)) == 4
