@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench compare-calibration mixed-demo clean
+.PHONY: install demo test lint bench compare-calibration mixed-demo mixed-tradeoff clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ bench: $(STAMP)
 # Issue 4's comparison: Standard, PGD-AT, TRADES, DRO-AT, AR-AdaLS, label smoothing on digits (~10 min).
 compare-calibration: $(STAMP)
 	$(BIN)/python examples/compare_calibration.py
+
+# Issue 12: standard base, PGD-AT base, learned mixture and MixedNUTS on the trade-off digits (docs/tradeoff.md),
+# one table on the test split: clean, AutoAttack, APGD-100, adaptive APGD-CE / APGD-T, per-example worst case.
+mixed-tradeoff: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python examples/mixed_digits.py --benchmark tradeoff
 
 clean:
 	rm -rf runs lightning_logs .pytest_cache

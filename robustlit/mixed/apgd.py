@@ -160,7 +160,9 @@ def mixture_apgd(
                 active = (k < steps_t).view(shape)
                 z = _project(current + size.view(shape) * _step(grad, norm), x, eps_t, norm, bounds)
                 a = 1.0 if k == 0 else momentum
-                proposal = _project(current + a * (z - current) + (1 - a) * (current - previous), x, eps_t, norm, bounds)
+                proposal = _project(
+                    current + a * (z - current) + (1 - a) * (current - previous), x, eps_t, norm, bounds
+                )
                 proposal = torch.where(active, proposal, current)
                 previous, current = current, proposal
                 loss_new, grad = evaluate(current)

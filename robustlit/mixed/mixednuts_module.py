@@ -9,6 +9,7 @@ optionally saves the checkpoint. A reloaded checkpoint is already calibrated.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ class MixedNUTSModule(RobustClassifier):
         alpha: alpha when ``transform`` is False or before calibration.
         surrogate_temperature: temperature of the attack surrogate of the hard max.
         save_calibrated: path where the calibrated checkpoint is written (``None``: not written).
+        mean, std: linked from the data by the CLI and ignored (the base models normalise their own inputs).
         **kwargs: see :class:`RobustClassifier` (num_classes, bounds).
     """
 
@@ -64,8 +66,8 @@ class MixedNUTSModule(RobustClassifier):
         alpha: ClosedUnitInterval = 0.5,
         surrogate_temperature: PositiveFloat = 0.1,
         save_calibrated: str | None = None,
-        mean: Any = (0.0,),
-        std: Any = (1.0,),
+        mean: Sequence[float] = (0.0,),
+        std: Sequence[float] = (1.0,),
         **kwargs: Any,
     ) -> None:
         g, g_config = load_base_model("standard", standard, standard_config, standard_checkpoint)

@@ -57,11 +57,12 @@ class MixedClassifierModule(RobustClassifier):
 
     Training step (Bai et al. 2023; docs/mixed_classifier.md): attacked copies of the batch from
     :func:`~robustlit.mixed.training_attack.randomized_mixture_attack` on the whole mixture (running
-    batch-norm statistics, the mixing network's training head, uncompressed alpha), then a buffer of clean (s = 0) and attacked (s = 1) examples trained
-    with ``mixing_network_loss`` (BCE on gamma + CE of the mixture + their product). The saved
-    checkpoint reloads without the base checkpoint files when those were trained by the CLI (their
-    configurations are saved; ``robustlit test --ckpt_path`` works too); modules given in Python are
-    pickled in the hyperparameters, as any ``nn.Module`` argument of a LightningModule.
+    batch-norm statistics, the mixing network's training head, uncompressed alpha), then a buffer of
+    clean (s = 0) and attacked (s = 1) examples trained with ``mixing_network_loss`` (BCE on gamma + CE
+    of the mixture + their product). The saved checkpoint reloads without the base checkpoint files when
+    those were trained by the CLI (their configurations are saved; ``robustlit test --ckpt_path`` works
+    too); modules given in Python are pickled in the hyperparameters, as any ``nn.Module`` argument of a
+    LightningModule.
 
     Args:
         standard_checkpoint, robust_checkpoint: robustlit checkpoints of g and h (read with

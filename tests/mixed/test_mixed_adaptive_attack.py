@@ -74,7 +74,9 @@ def test_randomized_attack_stays_in_its_random_balls():
     mixture = tiny_module().mixture.eval()
     x, y = tiny_dataset(32)[:]
     gen = torch.Generator().manual_seed(0)
-    x_adv = randomized_mixture_attack(mixture, x, y, eps=0.2, eps_scale=(0.4, 1.1), steps=(1, 3), copies=2, generator=gen)
+    x_adv = randomized_mixture_attack(
+        mixture, x, y, eps=0.2, eps_scale=(0.4, 1.1), steps=(1, 3), copies=2, generator=gen
+    )
     assert x_adv.shape == (64, *x.shape[1:])
     size = (x_adv - x.repeat(2, 1, 1, 1)).flatten(1).abs().amax(dim=1)
     assert size.max() <= 0.2 * 1.1 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from mixed_toys import K, tiny_base, tiny_dataset, tiny_loader
 from torch import nn
 
 from robustlit.attacks.spec import AttackSpec
@@ -13,8 +14,6 @@ from robustlit.mixed.classifier import MixedClassifier
 from robustlit.mixed.mixednuts import mixednuts_log_probs
 from robustlit.mixed.mixednuts_classifier import MixedNUTSClassifier
 from robustlit.mixed.mixednuts_module import MixedNUTSModule
-
-from mixed_toys import K, tiny_base, tiny_dataset, tiny_loader
 
 
 class Constant(nn.Module):
