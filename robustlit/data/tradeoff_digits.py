@@ -61,7 +61,7 @@ def degrade_digits(
         cols = torch.randint(0, w - occlusion + 1, (n,), generator=generator)
         r, c = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
         inside = (r >= rows.view(n, 1, 1)) & (r < rows.view(n, 1, 1) + occlusion)
-        inside &= (c >= cols.view(n, 1, 1)) & (c < cols.view(n, 1, 1) + occlusion)
+        inside = inside & (c >= cols.view(n, 1, 1)) & (c < cols.view(n, 1, 1) + occlusion)
         x = x.masked_fill(inside.unsqueeze(1), 0.0)
     return x.clamp(0.0, 1.0)
 
