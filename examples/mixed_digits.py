@@ -83,43 +83,64 @@ TRADEOFF = REPO / "configs" / "digits_tradeoff"
 TRADEOFF_EPS = 0.1
 
 
-def tradeoff(retrain: bool, num_examples: int | None) -> None:
-    """Bases, learned mixture, MixedNUTS (CLI) and the four-row table on the trade-off digits' test split."""
+def _evaluate_mixture(module, attacks, bce_weights, targets, num_examples) -> dict:  # noqa: ANN001
+    data = TradeoffDigitsDataModule()
+    data.setup("test")
+    evaluation = MixtureEvaluation(
+        attacks=attacks, bce_weights=bce_weights, adaptive_targets=targets,
+        sweep_alphas=[0.0, 0.25, 0.5, 0.75, 0.9, 1.0], num_examples=num_examples, print_table=False,
+    )  # fmt: skip
+    return evaluation.evaluate(module.mixture, data.test_dataset, 10, module.bounds, module.device)
+
+
+def tradeoff(retrain: bool, num_examples: int | None, steps: int, targets: int, part: str | None) -> None:
+    """Bases, learned mixture, MixedNUTS (calibrated through the CLI) and the four-row table on the test split.
+
+    ``part`` (``learned`` / ``nuts``) evaluates one mixture only and caches its summary (two processes can run
+    side by side); a run without ``part`` reuses the cached summaries of the same settings.
+    """
     from rich.console import Console
     from rich.table import Table
+
+    from robustlit.mixed.mixednuts_module import MixedNUTSModule
 
     fit(TRADEOFF / "standard.yaml", CHECKPOINTS / "tradeoff_standard.ckpt", best=True, retrain=retrain)
     fit(TRADEOFF / "pgd_at.yaml", CHECKPOINTS / "tradeoff_pgd_at.ckpt", best=True, retrain=retrain)
     fit(TRADEOFF / "mixed.yaml", CHECKPOINTS / "tradeoff_mixed.ckpt", best=False, retrain=retrain)
-    attacks = [AttackSpec("autoattack", "Linf", TRADEOFF_EPS), AttackSpec("apgd", "Linf", TRADEOFF_EPS, 100)]
-    # MixedNUTS through the CLI: calibration on the validation split, then the test-split evaluation (JSON)
     nuts_ckpt = CHECKPOINTS / "tradeoff_mixednuts.ckpt"
-    args = ["test", "--config", str(TRADEOFF / "mixednuts.yaml"), "--trainer.enable_progress_bar", "false"]
-    if nuts_ckpt.is_file() and not retrain:
-        args += ["--ckpt_path", str(nuts_ckpt)]
-    elif nuts_ckpt.is_file():
-        nuts_ckpt.unlink()
-    if num_examples is not None:
-        args += ["--trainer.callbacks.init_args.num_examples", str(num_examples)]
-    print("[cli] robustlit " + " ".join(args[:3]))
-    cli = main(args)
-    nuts = json.loads((Path(cli.trainer.log_dir) / "mixture_evaluation_test.json").read_text())
-    # the learned mixture, with the same attacks (and its own BCE weights for the alpha-pushing term)
-    module = MixedClassifierModule.load_from_checkpoint(
-        CHECKPOINTS / "tradeoff_mixed.ckpt", map_location="cpu", weights_only=False
-    ).eval()
-    data = TradeoffDigitsDataModule()
-    data.setup("test")
-    evaluation = MixtureEvaluation(
-        attacks=attacks, bce_weights=[0.0, 0.25, 0.5], sweep_alphas=[0.0, 0.25, 0.5, 0.75, 0.9, 1.0],
-        num_examples=num_examples, print_table=False,
-    )  # fmt: skip
-    learned = evaluation.evaluate(module.mixture, data.test_dataset, 10, module.bounds, module.device)
+    if retrain or not nuts_ckpt.is_file():
+        # MixedNUTS through the CLI: calibration on the validation split, transform saved in the checkpoint,
+        # then the config's own test-split evaluation (AutoAttack, APGD-100, adaptive attacks)
+        nuts_ckpt.unlink(missing_ok=True)
+        print("[cli] robustlit test --config configs/digits_tradeoff/mixednuts.yaml")
+        main(["test", "--config", str(TRADEOFF / "mixednuts.yaml"), "--trainer.enable_progress_bar", "false"])
+    attacks = [AttackSpec("autoattack", "Linf", TRADEOFF_EPS), AttackSpec("apgd", "Linf", TRADEOFF_EPS, steps)]
+    settings = f"n{num_examples or 'all'}_s{steps}_t{targets}"
+    results = {}
+    for name, load, weights in (
+        ("learned", lambda: MixedClassifierModule.load_from_checkpoint(
+            CHECKPOINTS / "tradeoff_mixed.ckpt", map_location="cpu", weights_only=False), [0.0, 0.25, 0.5]),
+        ("nuts", lambda: MixedNUTSModule.load_from_checkpoint(nuts_ckpt, map_location="cpu", weights_only=False),
+         [0.0]),  # constant alpha: the BCE term has no gradient
+    ):  # fmt: skip
+        cache = CHECKPOINTS / f"tradeoff_{name}_eval_{settings}.json"
+        if part not in (None, name):
+            continue
+        if cache.is_file() and not retrain:
+            results[name] = json.loads(cache.read_text())
+            continue
+        print(f"[eval] {name} mixture on the test split ({settings})")
+        results[name] = _evaluate_mixture(load().eval(), attacks, weights, targets, num_examples)
+        cache.write_text(json.dumps(results[name], indent=2))
+    if part is not None:
+        return
+    learned, nuts = results["learned"], results["nuts"]
+    nuts_alpha = nuts["alpha"]
     rows = {
         "standard base g": learned["models"]["standard"],
         "robust base h (PGD-AT)": learned["models"]["robust"],
         "learned mixture": learned["models"]["mixture"],
-        f"MixedNUTS (alpha {nuts['alpha']:.3f})": nuts["models"]["mixture"],
+        f"MixedNUTS (alpha {nuts_alpha:.3f})": nuts["models"]["mixture"],
     }
     columns = [s.metric_name for s in attacks]
     adaptive = [f"adaptive_{name}" for name in learned["adaptive"]["of"]]
@@ -154,9 +175,13 @@ def main_cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bases-only", action="store_true", help="only train and copy the two base models")
     parser.add_argument("--retrain", action="store_true", help="redo every stage even if its checkpoint exists")
-    parser.add_argument("--steps", type=int, default=50, help="PGD iterations of the evaluation (default 50)")
+    parser.add_argument(
+        "--steps", type=int, default=50, help="PGD (digits) / APGD and adaptive (tradeoff) iterations (default 50)"
+    )
     parser.add_argument("--num-examples", type=int, default=None, help="test examples (default: all 270)")
     parser.add_argument("--benchmark", choices=["digits", "tradeoff"], default="digits", help="which data")
+    parser.add_argument("--adaptive-targets", type=int, default=9, help="tradeoff: target classes of APGD-T")
+    parser.add_argument("--part", choices=["learned", "nuts"], default=None, help="tradeoff: evaluate one mixture")
     args = parser.parse_args()
     os.chdir(REPO)  # the configs name runs/ and checkpoints/ relative to the repository root
     if args.benchmark == "tradeoff":
@@ -164,7 +189,7 @@ def main_cli() -> None:
             fit(TRADEOFF / "standard.yaml", CHECKPOINTS / "tradeoff_standard.ckpt", best=True, retrain=args.retrain)
             fit(TRADEOFF / "pgd_at.yaml", CHECKPOINTS / "tradeoff_pgd_at.ckpt", best=True, retrain=args.retrain)
             return
-        tradeoff(args.retrain, args.num_examples)
+        tradeoff(args.retrain, args.num_examples, args.steps, args.adaptive_targets, args.part)
         return
     for name, file in BASES.items():
         fit(REPO / "configs" / "digits" / f"{name}.yaml", CHECKPOINTS / file, best=True, retrain=args.retrain)
