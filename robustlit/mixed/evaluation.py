@@ -73,7 +73,7 @@ class MixtureEvaluation(EvaluationCallback):
       through the surrogate's gradients, success judged on the exact mixture;
     - ``worst``: per example, robust against every attack above (the honest headline number);
     - a constant-alpha sweep (``sweep_alphas``) of clean vs robust accuracy under the first attack that is
-      not ``autoattack`` (``attacks[0]`` if all are),
+      not ``autoattack`` (``attacks[0]`` if all are; for MixedNUTS also APGD-CE through its surrogate),
       logged as a figure to TensorBoard and saved as PNG/JSON in the log dir;
     - certified accuracy of the mixture: Lipschitz version (``lipschitz`` = a sound bound on the
       Lipschitz constant of h's softmax outputs), and, with ``smoothing_sigma``, a certificate of a
@@ -196,7 +196,7 @@ class MixtureEvaluation(EvaluationCallback):
             with attack_mode(mixture):
                 return {
                     **self._robustness(models, attacks, x, y, batch_id, bounds),
-                    **self._sweep(mixture, attacks["mixture"][self.sweep_attack_index], x, y, batch_id),
+                    **self._sweep(mixture, attacks["mixture"][self.sweep_attack_index], x, y, batch_id, bounds),
                     **self._certify(mixture, x, y, batch_id, bounds),
                 }
 
@@ -254,7 +254,7 @@ class MixtureEvaluation(EvaluationCallback):
             out["alpha_adaptive"] = torch.stack(alphas).mean(dim=0)  # per example, mean over the runs
         return out
 
-    def _sweep(self, mixture: Mixture, attack, x: Tensor, y: Tensor, batch_id: int) -> dict:  # noqa: ANN001
+    def _sweep(self, mixture: Mixture, attack, x: Tensor, y: Tensor, batch_id: int, bounds) -> dict:  # noqa: ANN001
         out: dict = {}
         previous = mixture.alpha
         try:
@@ -266,6 +266,15 @@ class MixtureEvaluation(EvaluationCallback):
                     x_adv = attack(x, y)
                 with torch.no_grad():
                     robust = clean & (mixture(x_adv).argmax(dim=1) == y)
+                if getattr(mixture, "has_surrogate", False):
+                    # MixedNUTS: the hard max has no gradient, so also attack through its surrogate
+                    spec = self.attacks[self.sweep_attack_index]
+                    with self.seeded(batch_id, 20_000 + j, x.device):
+                        x_adv = mixture_apgd(
+                            mixture, x, y, spec.eps, spec.effective_steps, spec.norm, bounds=bounds, surrogate=True
+                        )
+                    with torch.no_grad():
+                        robust &= mixture(x_adv).argmax(dim=1) == y
                 out[f"sweep/{j}/clean"], out[f"sweep/{j}/robust"] = clean.cpu(), robust.cpu()
         finally:
             mixture.alpha = previous

@@ -109,3 +109,28 @@ def test_mixednuts_module_calibrates_on_the_validation_split_and_keeps_it_in_the
         torch.testing.assert_close(fresh(x), module(x))
     with pytest.raises(ValueError, match="training-free"):
         module.configure_optimizers()
+
+
+def test_mixture_evaluation_attacks_mixednuts_through_its_surrogate():
+    from torch.utils.data import TensorDataset
+
+    from robustlit.mixed.evaluation import MixtureEvaluation
+
+    torch.manual_seed(0)
+    standard = nn.Sequential(nn.Flatten(), nn.Linear(64, K))
+    nuts = MixedNUTSClassifier(standard, Constant(torch.zeros(1, K)), alpha=0.2, surrogate_temperature=1.0).eval()
+    x, _ = tiny_dataset(32)[:]
+    with torch.no_grad():
+        y = nuts(x).argmax(dim=1)
+    evaluation = MixtureEvaluation(
+        attacks=[AttackSpec("pgd", "Linf", 0.2, 10)], bce_weights=[0.0], adaptive_targets=2, sweep_alphas=[0.0]
+    )
+    summary = evaluation.evaluate(nuts, TensorDataset(x, y), K, (0.0, 1.0), torch.device("cpu"))
+    mixture = summary["models"]["mixture"]
+    assert mixture["clean_acc"] == 1.0
+    # plain PGD sees zero gradients through the hard max; the adaptive (surrogate) attacks do not
+    assert mixture["robust_acc"]["pgd10_linf_0.2"] >= 0.5
+    assert mixture["robust_acc"]["adaptive_apgd10_linf_0.2"] <= 0.1
+    assert mixture["worst_robust_acc"] <= 0.1
+    assert summary["sweep"]["points"][0]["robust_acc"] <= 0.1  # alpha = 0 (pure hard max): surrogate too
+    assert nuts.alpha == 0.2  # the sweep restored the calibrated alpha
