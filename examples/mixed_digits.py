@@ -115,13 +115,13 @@ def tradeoff(retrain: bool, num_examples: int | None, steps: int, targets: int, 
         print("[cli] robustlit test --config configs/digits_tradeoff/mixednuts.yaml")
         main(["test", "--config", str(TRADEOFF / "mixednuts.yaml"), "--trainer.enable_progress_bar", "false"])
     attacks = [AttackSpec("autoattack", "Linf", TRADEOFF_EPS), AttackSpec("apgd", "Linf", TRADEOFF_EPS, steps)]
-    settings = f"n{num_examples or 'all'}_s{steps}_t{targets}"
+    settings = f"n{num_examples or 'all'}_s{steps}_t{targets}_T1"
     results = {}
     for name, load, weights in (
         ("learned", lambda: MixedClassifierModule.load_from_checkpoint(
             CHECKPOINTS / "tradeoff_mixed.ckpt", map_location="cpu", weights_only=False), [0.0, 0.25, 0.5]),
-        ("nuts", lambda: MixedNUTSModule.load_from_checkpoint(nuts_ckpt, map_location="cpu", weights_only=False),
-         [0.0]),  # constant alpha: the BCE term has no gradient
+        ("nuts", lambda: MixedNUTSModule.load_from_checkpoint(
+            nuts_ckpt, map_location="cpu", weights_only=False, surrogate_temperature=1.0), [0.0]),  # BCE: no gradient
     ):  # fmt: skip
         cache = CHECKPOINTS / f"tradeoff_{name}_eval_{settings}.json"
         if part not in (None, name):

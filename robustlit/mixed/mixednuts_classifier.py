@@ -47,7 +47,7 @@ class MixedNUTSClassifier(nn.Module):
         alpha: float = 0.5,
         k: int = 250,
         transform: bool = True,
-        surrogate_temperature: float = 0.1,
+        surrogate_temperature: float = 1.0,
     ) -> None:
         super().__init__()
         if not surrogate_temperature > 0:

@@ -64,7 +64,7 @@ class MixedNUTSModule(RobustClassifier):
         k: PositiveInt = 250,
         transform: bool = True,
         alpha: ClosedUnitInterval = 0.5,
-        surrogate_temperature: PositiveFloat = 0.1,
+        surrogate_temperature: PositiveFloat = 1.0,
         save_calibrated: str | None = None,
         mean: Sequence[float] = (0.0,),
         std: Sequence[float] = (1.0,),
