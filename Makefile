@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench compare-calibration digits-table mixed-demo clean
+.PHONY: install demo test lint bench compare-calibration digits-table mixed-tradeoff clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,10 +36,15 @@ SEEDS ?= 3
 compare-calibration: $(STAMP)
 	$(BIN)/python examples/compare_calibration.py --seeds $(SEEDS)
 
-# Issue 13's digits table: the same comparison with AutoAttack per model as well (about 6 h), written to JSON.
+# The digits table of every method: the same comparison with AutoAttack per model as well (about 6 h), written to JSON.
 digits-table: $(STAMP)
 	mkdir -p runs
 	$(BIN)/python examples/compare_calibration.py --seeds $(SEEDS) --autoattack --json runs/digits_table.json
+
+# Standard base, PGD-AT base, learned mixture and MixedNUTS on the trade-off digits (docs/tradeoff.md),
+# one table on the test split: clean, AutoAttack, APGD-100, adaptive APGD-CE / APGD-T, per-example worst case.
+mixed-tradeoff: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python examples/mixed_digits.py --benchmark tradeoff
 
 clean:
 	rm -rf runs lightning_logs .pytest_cache

@@ -1,8 +1,16 @@
-"""Mixed classifier on the 8x8 digits, end to end: base models, mixing network, one table on the test split.
+"""Mixed classifiers on the 8x8 digits, end to end: base models, mixtures, one table on the test split.
 
     python examples/mixed_digits.py               # everything (resumes: finished stages are skipped)
     python examples/mixed_digits.py --bases-only  # just checkpoints/digits_{standard,trades}.ckpt
     python examples/mixed_digits.py --retrain     # redo every stage
+    python examples/mixed_digits.py --benchmark tradeoff   # `make mixed-tradeoff`, see below
+
+``--benchmark tradeoff`` (robustlit.data.TradeoffDigitsDataModule, docs/tradeoff.md): Standard and PGD-AT
+(Linf eps 0.1) bases from configs/digits_tradeoff/{standard,pgd_at}.yaml, the learned mixture
+(configs/digits_tradeoff/mixed.yaml) and MixedNUTS calibrated and evaluated through the CLI
+(``robustlit test --config configs/digits_tradeoff/mixednuts.yaml``); then one table on the 270 test images:
+clean accuracy, standard AutoAttack, APGD-100, the adaptive APGD-CE / APGD-T through alpha (MixedNUTS: through
+the surrogate of its hard max) and the per-example worst case. Written to checkpoints/tradeoff_table.json.
 
 Stages: (1) ``robustlit fit`` of configs/digits/standard.yaml and configs/digits/trades.yaml, best
 checkpoints copied to checkpoints/digits_standard.ckpt and checkpoints/digits_trades.ckpt (the paths
@@ -24,8 +32,9 @@ from pathlib import Path
 import torch
 
 from robustlit.attacks.spec import AttackSpec
+from robustlit.callbacks.evaluation import pct
 from robustlit.cli import main
-from robustlit.data import DigitsDataModule
+from robustlit.data import DigitsDataModule, TradeoffDigitsDataModule
 from robustlit.mixed.evaluation import MixtureEvaluation
 from robustlit.mixed.module import MixedClassifierModule
 from robustlit.mixed.report_table import print_mixture_table
@@ -70,14 +79,118 @@ def evaluate(steps: int, num_examples: int | None) -> dict:
     return evaluation.evaluate(module.mixture, data.test_dataset, module.num_classes, module.bounds, module.device)
 
 
+TRADEOFF = REPO / "configs" / "digits_tradeoff"
+TRADEOFF_EPS = 0.1
+
+
+def _evaluate_mixture(module, attacks, bce_weights, targets, num_examples) -> dict:  # noqa: ANN001
+    data = TradeoffDigitsDataModule()
+    data.setup("test")
+    evaluation = MixtureEvaluation(
+        attacks=attacks, bce_weights=bce_weights, adaptive_targets=targets,
+        sweep_alphas=[0.0, 0.25, 0.5, 0.75, 0.9, 1.0], num_examples=num_examples, print_table=False,
+    )  # fmt: skip
+    return evaluation.evaluate(module.mixture, data.test_dataset, 10, module.bounds, module.device)
+
+
+def tradeoff(retrain: bool, num_examples: int | None, steps: int, targets: int, part: str | None) -> None:
+    """Bases, learned mixture, MixedNUTS (calibrated through the CLI) and the four-row table on the test split.
+
+    ``part`` (``learned`` / ``nuts``) evaluates one mixture only and caches its summary (two processes can run
+    side by side); a run without ``part`` reuses the cached summaries of the same settings.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from robustlit.mixed.mixednuts_module import MixedNUTSModule
+
+    fit(TRADEOFF / "standard.yaml", CHECKPOINTS / "tradeoff_standard.ckpt", best=True, retrain=retrain)
+    fit(TRADEOFF / "pgd_at.yaml", CHECKPOINTS / "tradeoff_pgd_at.ckpt", best=True, retrain=retrain)
+    fit(TRADEOFF / "mixed.yaml", CHECKPOINTS / "tradeoff_mixed.ckpt", best=False, retrain=retrain)
+    nuts_ckpt = CHECKPOINTS / "tradeoff_mixednuts.ckpt"
+    if retrain or not nuts_ckpt.is_file():
+        # MixedNUTS through the CLI: calibration on the validation split, transform saved in the checkpoint,
+        # then the config's own test-split evaluation (AutoAttack, APGD-100, adaptive attacks)
+        nuts_ckpt.unlink(missing_ok=True)
+        print("[cli] robustlit test --config configs/digits_tradeoff/mixednuts.yaml")
+        main(["test", "--config", str(TRADEOFF / "mixednuts.yaml"), "--trainer.enable_progress_bar", "false"])
+    attacks = [AttackSpec("autoattack", "Linf", TRADEOFF_EPS), AttackSpec("apgd", "Linf", TRADEOFF_EPS, steps)]
+    settings = f"n{num_examples or 'all'}_s{steps}_t{targets}_T1"
+    results = {}
+    for name, load, weights in (
+        ("learned", lambda: MixedClassifierModule.load_from_checkpoint(
+            CHECKPOINTS / "tradeoff_mixed.ckpt", map_location="cpu", weights_only=False), [0.0, 0.25, 0.5]),
+        ("nuts", lambda: MixedNUTSModule.load_from_checkpoint(
+            nuts_ckpt, map_location="cpu", weights_only=False, surrogate_temperature=1.0), [0.0]),  # BCE: no gradient
+    ):  # fmt: skip
+        cache = CHECKPOINTS / f"tradeoff_{name}_eval_{settings}.json"
+        if part not in (None, name):
+            continue
+        if cache.is_file() and not retrain:
+            results[name] = json.loads(cache.read_text())
+            continue
+        print(f"[eval] {name} mixture on the test split ({settings})")
+        results[name] = _evaluate_mixture(load().eval(), attacks, weights, targets, num_examples)
+        cache.write_text(json.dumps(results[name], indent=2))
+    if part is not None:
+        return
+    learned, nuts = results["learned"], results["nuts"]
+    nuts_alpha = nuts["alpha"]
+    rows = {
+        "standard base g": learned["models"]["standard"],
+        "robust base h (PGD-AT)": learned["models"]["robust"],
+        "learned mixture": learned["models"]["mixture"],
+        f"MixedNUTS (alpha {nuts_alpha:.3f})": nuts["models"]["mixture"],
+    }
+    columns = [s.metric_name for s in attacks]
+    adaptive = [f"adaptive_{name}" for name in learned["adaptive"]["of"]]
+    table = Table(title=f"trade-off digits, test split ({learned['num_examples']} images), Linf eps {TRADEOFF_EPS}")
+    for column in ["model", "clean", *columns, *adaptive, "worst of all"]:
+        table.add_column(column, justify="right" if column != "model" else "left")
+    for label, res in rows.items():
+        cells = [pct(res["robust_acc"].get(c)) for c in columns + adaptive]
+        table.add_row(label, pct(res["clean_acc"]), *cells, pct(res["worst_robust_acc"]))
+    console = Console()
+    console.width = max(console.width, 160)
+    console.print(table)
+    summary = {"rows": rows, "learned_mixture": learned, "mixednuts": nuts}
+    (CHECKPOINTS / "tradeoff_table.json").write_text(json.dumps(summary, indent=2))
+    sweep_figure(learned).savefig(CHECKPOINTS / "tradeoff_mixed_sweep.png", dpi=120)
+    g, h = rows["standard base g"], rows["robust base h (PGD-AT)"]
+    gap = g["clean_acc"] - h["clean_acc"]
+    h_aa = h["robust_acc"][attacks[0].metric_name]
+    print(f"clean gap g - h: {100 * gap:+.1f} points (goal >= 5); robust base AutoAttack {100 * h_aa:.1f}%")
+    for label in list(rows)[2:]:
+        res = rows[label]
+        recovered = (res["clean_acc"] - h["clean_acc"]) / gap if gap > 0 else float("nan")
+        print(
+            f"{label}: recovers {100 * recovered:.0f}% of the clean gap (goal >= 50%); worst-case robust accuracy "
+            f"{100 * res['worst_robust_acc']:.1f}% vs h's AutoAttack {100 * h_aa:.1f}% "
+            f"({100 * (res['worst_robust_acc'] - h_aa):+.1f} points, goal >= -5)"
+        )
+    print(f"wrote {CHECKPOINTS.relative_to(REPO)}/tradeoff_table.json and tradeoff_mixed_sweep.png")
+
+
 def main_cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bases-only", action="store_true", help="only train and copy the two base models")
     parser.add_argument("--retrain", action="store_true", help="redo every stage even if its checkpoint exists")
-    parser.add_argument("--steps", type=int, default=50, help="PGD iterations of the evaluation (default 50)")
+    parser.add_argument(
+        "--steps", type=int, default=50, help="PGD (digits) / APGD and adaptive (tradeoff) iterations (default 50)"
+    )
     parser.add_argument("--num-examples", type=int, default=None, help="test examples (default: all 270)")
+    parser.add_argument("--benchmark", choices=["digits", "tradeoff"], default="digits", help="which data")
+    parser.add_argument("--adaptive-targets", type=int, default=9, help="tradeoff: target classes of APGD-T")
+    parser.add_argument("--part", choices=["learned", "nuts"], default=None, help="tradeoff: evaluate one mixture")
     args = parser.parse_args()
     os.chdir(REPO)  # the configs name runs/ and checkpoints/ relative to the repository root
+    if args.benchmark == "tradeoff":
+        if args.bases_only:
+            fit(TRADEOFF / "standard.yaml", CHECKPOINTS / "tradeoff_standard.ckpt", best=True, retrain=args.retrain)
+            fit(TRADEOFF / "pgd_at.yaml", CHECKPOINTS / "tradeoff_pgd_at.ckpt", best=True, retrain=args.retrain)
+            return
+        tradeoff(args.retrain, args.num_examples, args.steps, args.adaptive_targets, args.part)
+        return
     for name, file in BASES.items():
         fit(REPO / "configs" / "digits" / f"{name}.yaml", CHECKPOINTS / file, best=True, retrain=args.retrain)
     if args.bases_only:

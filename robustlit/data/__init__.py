@@ -2,6 +2,7 @@
 
 from robustlit.data.base import RobustDataModule, check_in_bounds
 from robustlit.data.digits import DigitsDataModule
+from robustlit.data.tradeoff_digits import TradeoffDigitsDataModule
 from robustlit.data.tsipras import (
     TsiprasDataModule,
     linear_population_accuracy,
@@ -22,6 +23,7 @@ __all__ = [
     "MNISTDataModule",
     "RobustDataModule",
     "TorchvisionDataModule",
+    "TradeoffDigitsDataModule",
     "TsiprasDataModule",
     "check_in_bounds",
     "linear_population_accuracy",

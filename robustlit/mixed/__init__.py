@@ -5,10 +5,11 @@ Patel, Sojoudi, TMLR 2024, arXiv 2402.02263); see docs/mixed_classifier.md.
 
 Pure torch (no Lightning): ``mixing_rule`` (the mixture's log-probabilities), ``feature_tap``,
 ``mixing_network``, ``classifier`` (:class:`MixedClassifier`), ``loss`` (mixing-network objective),
-``adaptive_attack`` (evaluation attack through alpha), ``training_attack`` (randomised training
-attack), ``radius`` and ``certificates`` (certified radii), ``mixednuts`` (training-free nonlinear
-mixing). Lightning: ``module`` (:class:`MixedClassifierModule`) and ``bases`` (loading the base
-models); they are imported on first access of their names here, so importing a pure file of this
+``adaptive_attack`` and ``apgd`` (evaluation attacks through alpha), ``training_attack`` (randomised
+training attack), ``radius`` and ``certificates`` (certified radii), ``mixednuts`` and
+``mixednuts_classifier`` (training-free nonlinear mixing). Lightning: ``module``
+(:class:`MixedClassifierModule`), ``mixednuts_module`` (:class:`MixedNUTSModule`) and ``bases``
+(loading the base models); they are imported on first access of their names here, so importing a pure file of this
 package imports no Lightning.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from robustlit.mixed.adaptive_attack import AlphaExposed, adaptive_mixture_loss, adaptive_pgd_attack
+from robustlit.mixed.apgd import mixture_apgd
 from robustlit.mixed.certificates import (
     SMOOTHED_BRANCH_CERTIFIES,
     SMOOTHED_BRANCH_METRIC,
@@ -33,6 +35,7 @@ from robustlit.mixed.mixednuts import (
     mixednuts_transform,
     search_mixednuts_parameters,
 )
+from robustlit.mixed.mixednuts_classifier import MixedNUTSClassifier
 from robustlit.mixed.mixing_network import MixingNetwork
 from robustlit.mixed.mixing_rule import mix_log_probs
 from robustlit.mixed.radius import lipschitz_mixture_radius, smoothed_mixture_radius
@@ -40,6 +43,7 @@ from robustlit.mixed.training_attack import randomized_mixture_attack
 
 _LIGHTNING_NAMES = {
     "MixedClassifierModule": "robustlit.mixed.module",
+    "MixedNUTSModule": "robustlit.mixed.mixednuts_module",
     "MIXED_DIGITS_COMMAND": "robustlit.mixed.bases",
     "load_base_model": "robustlit.mixed.bases",
 }
@@ -62,6 +66,8 @@ __all__ = [
     "FeatureTap",
     "MixedClassifier",
     "MixedClassifierModule",
+    "MixedNUTSClassifier",
+    "MixedNUTSModule",
     "MixingNetwork",
     "adaptive_mixture_loss",
     "adaptive_pgd_attack",
@@ -74,6 +80,7 @@ __all__ = [
     "mixednuts_log_probs",
     "mixednuts_monotone_mask",
     "mixednuts_transform",
+    "mixture_apgd",
     "mixing_bce_loss",
     "mixing_network_loss",
     "randomized_mixture_attack",

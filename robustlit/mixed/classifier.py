@@ -43,6 +43,8 @@ class MixedClassifier(nn.Module):
         scale_std, scale_rob: logit temperatures s_g, s_h.
         compress_alpha: passed to :meth:`MixingNetwork.forward` (None: compress iff eval mode).
             Set it to False while generating training-time attacks, as the reference does.
+        gamma_head: the mixing network's output head (``"train"`` / ``"eval"``; None: the mode's own).
+            Set to ``"train"`` while generating training-time attacks (Bai et al. 2023).
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class MixedClassifier(nn.Module):
         scale_std: float = 1.0,
         scale_rob: float = 1.0,
         compress_alpha: bool | None = None,
+        gamma_head: str | None = None,
     ) -> None:
         super().__init__()
         if alpha is None and mixing_network is None:
@@ -68,6 +71,7 @@ class MixedClassifier(nn.Module):
         self.scale_std = float(scale_std)
         self.scale_rob = float(scale_rob)
         self.compress_alpha = compress_alpha
+        self.gamma_head = gamma_head
         self.alpha: float | None = None
         if mixing_network is not None:
             n_tapped = len(self.standard_layers) + len(self.robust_layers)
@@ -107,10 +111,11 @@ class MixedClassifier(nn.Module):
         self.robust.requires_grad_(False)
         return self
 
-    def forward_with_alpha(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward_with_alpha(self, x: Tensor, surrogate: bool = False) -> tuple[Tensor, Tensor, Tensor]:
         """Return ``(log_probs (N, K), alpha (N,), gamma_logit (N,))``.
 
         With a constant alpha, ``gamma_logit = logit(alpha)`` (-inf / +inf at alpha = 0 / 1).
+        ``surrogate`` is accepted for the attack interface and ignored: this mixture is differentiable.
         """
         if self.alpha is not None:
             logits_std, logits_rob = self.standard(x), self.robust(x)
@@ -125,7 +130,9 @@ class MixedClassifier(nn.Module):
             ):
                 logits_std, logits_rob = self.standard(x), self.robust(x)
                 features = tap_std.features + tap_rob.features
-            alpha, gamma_logit = self.mixing_network(features, compress=self.compress_alpha)
+            head = getattr(self, "gamma_head", None)
+            options = {} if head is None else {"head": head}  # any detector module; MixingNetwork takes `head`
+            alpha, gamma_logit = self.mixing_network(features, compress=self.compress_alpha, **options)
         log_probs = mix_log_probs(logits_std, logits_rob, alpha, self.scale_std, self.scale_rob)
         return log_probs, alpha, gamma_logit
 

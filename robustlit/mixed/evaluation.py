@@ -28,7 +28,7 @@ from robustlit.attacks.eval_mode import attack_mode
 from robustlit.attacks.registry import build_attack
 from robustlit.attacks.spec import AttackSpec
 from robustlit.callbacks.evaluation import EvaluationCallback, Stage, batch_seed
-from robustlit.mixed.adaptive_attack import adaptive_pgd_attack
+from robustlit.mixed.apgd import mixture_apgd
 from robustlit.mixed.certificates import (
     SMOOTHED_BRANCH_CERTIFIES,
     SMOOTHED_BRANCH_METRIC,
@@ -36,18 +36,21 @@ from robustlit.mixed.certificates import (
     certify_smoothed_robust_branch,
 )
 from robustlit.mixed.classifier import MixedClassifier
+from robustlit.mixed.mixednuts_classifier import MixedNUTSClassifier
 from robustlit.mixed.report_table import print_mixture_table
 from robustlit.mixed.sweep_figure import sweep_figure
 
 MODELS = ("standard", "robust", "mixture")
-#: attacks that get an adaptive (alpha-pushing) twin on the mixture
-ADAPTIVE_ELIGIBLE = frozenset({"pgd", "native_pgd"})
+#: attacks whose (norm, eps, steps, restarts) get adaptive APGD-CE / APGD-T twins on the mixture
+ADAPTIVE_ELIGIBLE = frozenset({"pgd", "native_pgd", "apgd", "apgd_t"})
+Mixture = MixedClassifier | MixedNUTSClassifier
 
 
-def find_mixture(pl_module: nn.Module) -> MixedClassifier:
-    """The :class:`MixedClassifier` of a module (``.mixture``, ``.classifier`` or the module itself)."""
+def find_mixture(pl_module: nn.Module) -> Mixture:
+    """The mixture of a module (``.mixture``, ``.classifier`` or the module itself): a :class:`MixedClassifier`
+    or a :class:`MixedNUTSClassifier`."""
     for candidate in (getattr(pl_module, "mixture", None), getattr(pl_module, "classifier", None), pl_module):
-        if isinstance(candidate, MixedClassifier):
+        if isinstance(candidate, MixedClassifier | MixedNUTSClassifier):
             return candidate
     raise TypeError(
         f"MixtureEvaluation needs a mixed classifier; {type(pl_module).__name__} has none. Use it with "
@@ -60,12 +63,17 @@ class MixtureEvaluation(EvaluationCallback):
 
     On the first ``num_examples`` validation/test examples:
 
-    - every attack in ``attacks`` against g, h and the whole mixture (end to end, through alpha);
-    - for each ``pgd``/``native_pgd`` attack, its *adaptive* version on the mixture: PGD on
-      ``(1 - w) CE + w BCE(gamma, 1)`` (pushes alpha towards g), one run per w in ``bce_weights``,
-      an example robust only if it survives all of them;
+    - every attack in ``attacks`` against g, h and the whole mixture (end to end, through alpha; by
+      default standard AutoAttack, Croce and Hein 2020, and PGD-50);
+    - for each ``pgd``/``native_pgd``/``apgd``/``apgd_t`` attack, *adaptive* APGD-CE and APGD-T on the
+      mixture with the same eps, steps and restarts (:func:`robustlit.mixed.apgd.mixture_apgd`): APGD on
+      ``(1 - w) L + w BCE(gamma, 1)`` (pushes alpha towards g), L = CE or targeted DLR (``adaptive_targets``
+      target classes), one run per w in ``bce_weights`` and target, an example robust only if it survives
+      all of them; every iterate counts. A mixture with a differentiable surrogate (MixedNUTS) is attacked
+      through the surrogate's gradients, success judged on the exact mixture;
     - ``worst``: per example, robust against every attack above (the honest headline number);
-    - a constant-alpha sweep (``sweep_alphas``) of clean vs robust accuracy under ``attacks[0]``,
+    - a constant-alpha sweep (``sweep_alphas``) of clean vs robust accuracy under the first attack that is
+      not ``autoattack`` (``attacks[0]`` if all are; for MixedNUTS also APGD-CE through its surrogate),
       logged as a figure to TensorBoard and saved as PNG/JSON in the log dir;
     - certified accuracy of the mixture: Lipschitz version (``lipschitz`` = a sound bound on the
       Lipschitz constant of h's softmax outputs), and, with ``smoothing_sigma``, a certificate of a
@@ -82,8 +90,9 @@ class MixtureEvaluation(EvaluationCallback):
     ``AdversarialEvaluation``; a rich table is printed at the end (rank 0).
 
     Args:
-        attacks: attacks run on all three models (default: PGD-50 Linf eps 0.2, step 0.01).
+        attacks: attacks run on all three models (default: AutoAttack and PGD-50, Linf eps 0.2, step 0.01).
         bce_weights: weights w of the adaptive attacks (empty: no adaptive attack).
+        adaptive_targets: target classes of the adaptive APGD-T (AutoAttack uses 9).
         sweep_alphas: constant alphas of the sweep (empty: no sweep).
         num_examples: examples to evaluate (``None``: all).
         batch_size: attack batch size.
@@ -106,6 +115,7 @@ class MixtureEvaluation(EvaluationCallback):
         self,
         attacks: list[AttackSpec] | None = None,
         bce_weights: list[ClosedUnitInterval] | None = None,
+        adaptive_targets: PositiveInt = 9,
         sweep_alphas: list[ClosedUnitInterval] | None = None,
         num_examples: PositiveInt | None = 1000,
         batch_size: PositiveInt = 256,
@@ -121,7 +131,12 @@ class MixtureEvaluation(EvaluationCallback):
         print_table: bool = True,
         num_workers: NonNegativeInt = 0,
     ) -> None:
-        self.attacks = list(attacks) if attacks else [AttackSpec("pgd", "Linf", 0.2, 50, 0.01)]
+        self.attacks = (
+            list(attacks)
+            if attacks
+            else [AttackSpec("autoattack", "Linf", 0.2), AttackSpec("pgd", "Linf", 0.2, 50, 0.01)]
+        )
+        self.adaptive_targets = adaptive_targets
         names = [a.metric_name for a in self.attacks]
         if len(set(names)) != len(names):
             raise ValueError(f"MixtureEvaluation: duplicate attacks {names}")
@@ -141,13 +156,30 @@ class MixtureEvaluation(EvaluationCallback):
         self.certified_radii = sorted(set(certified_radii or [0.0, 0.1, 0.2]))
 
     @property
-    def adaptive_attacks(self) -> list[AttackSpec]:
-        return [s for s in self.attacks if s.name in ADAPTIVE_ELIGIBLE] if self.bce_weights else []
+    def adaptive_attacks(self) -> list[tuple[str, AttackSpec, bool]]:
+        """``(name, spec, targeted)`` of each adaptive attack: APGD-CE and APGD-T per eligible radius/budget."""
+        if not self.bce_weights:
+            return []
+        out, seen = [], set()
+        for spec in self.attacks:
+            key = (spec.norm, spec.eps, spec.effective_steps, spec.restarts)
+            if spec.name not in ADAPTIVE_ELIGIBLE or key in seen:
+                continue
+            seen.add(key)
+            for name, targeted in (("apgd", False), ("apgd_t", True)):
+                twin = AttackSpec(name, spec.norm, spec.eps, spec.effective_steps, restarts=spec.restarts)
+                out.append((twin.metric_name, twin, targeted))
+        return out
+
+    @property
+    def sweep_attack_index(self) -> int:
+        """The attack of the constant-alpha sweep: the first that is not AutoAttack (its fixed budget is slow)."""
+        return next((i for i, s in enumerate(self.attacks) if s.name != "autoattack"), 0)
 
     # ---- evaluation ------------------------------------------------------------------------------
     def evaluate(
         self,
-        mixture: MixedClassifier,
+        mixture: Mixture,
         dataset: Dataset,
         num_classes: int,
         bounds: tuple[float, float] | None,
@@ -164,7 +196,7 @@ class MixtureEvaluation(EvaluationCallback):
             with attack_mode(mixture):
                 return {
                     **self._robustness(models, attacks, x, y, batch_id, bounds),
-                    **self._sweep(mixture, attacks["mixture"][0], x, y, batch_id),
+                    **self._sweep(mixture, attacks["mixture"][self.sweep_attack_index], x, y, batch_id, bounds),
                     **self._certify(mixture, x, y, batch_id, bounds),
                 }
 
@@ -189,34 +221,40 @@ class MixtureEvaluation(EvaluationCallback):
         with torch.no_grad():
             out["alpha_clean"] = mixture.forward_with_alpha(x)[1].cpu()
         alphas = []
-        for spec in self.adaptive_attacks:
+        with torch.no_grad():
+            num_classes = mixture(x[:1]).shape[1]
+        surrogate = bool(getattr(mixture, "has_surrogate", False))
+        for name, spec, targeted in self.adaptive_attacks:
             ok = out["mixture/clean"].clone()
+            ranks = range(1, min(self.adaptive_targets, num_classes - 1) + 1) if targeted else (1,)
             for w in self.bce_weights:
-                with self.seeded(batch_id, k, x.device):
-                    x_adv = adaptive_pgd_attack(
-                        mixture,
-                        x,
-                        y,
-                        eps=spec.eps,
-                        step_size=spec.effective_step_size,
-                        steps=spec.effective_steps,
-                        norm=spec.norm,
-                        bce_weight=w,
-                        random_start=spec.random_start,
-                        bounds=bounds,
-                        restarts=spec.restarts,
-                    )
-                k += 1
-                with torch.no_grad():
-                    log_probs, alpha, _ = mixture.forward_with_alpha(x_adv)
-                ok &= (log_probs.argmax(dim=1) == y).cpu()
-                alphas.append(alpha.cpu())
-            out[f"mixture/adaptive_{spec.metric_name}"] = ok
+                for rank in ranks:
+                    with self.seeded(batch_id, k, x.device):
+                        x_adv = mixture_apgd(
+                            mixture,
+                            x,
+                            y,
+                            eps=spec.eps,
+                            steps=spec.effective_steps,
+                            norm=spec.norm,
+                            bce_weight=w,
+                            targeted=targeted,
+                            target_rank=rank,
+                            bounds=bounds,
+                            restarts=spec.restarts,
+                            surrogate=surrogate,
+                        )
+                    k += 1
+                    with torch.no_grad():
+                        log_probs, alpha, _ = mixture.forward_with_alpha(x_adv)
+                    ok &= (log_probs.argmax(dim=1) == y).cpu()
+                    alphas.append(alpha.cpu())
+            out[f"mixture/adaptive_{name}"] = ok
         if alphas:
             out["alpha_adaptive"] = torch.stack(alphas).mean(dim=0)  # per example, mean over the runs
         return out
 
-    def _sweep(self, mixture: MixedClassifier, attack, x: Tensor, y: Tensor, batch_id: int) -> dict:  # noqa: ANN001
+    def _sweep(self, mixture: Mixture, attack, x: Tensor, y: Tensor, batch_id: int, bounds) -> dict:  # noqa: ANN001
         out: dict = {}
         previous = mixture.alpha
         try:
@@ -228,20 +266,29 @@ class MixtureEvaluation(EvaluationCallback):
                     x_adv = attack(x, y)
                 with torch.no_grad():
                     robust = clean & (mixture(x_adv).argmax(dim=1) == y)
+                if getattr(mixture, "has_surrogate", False):
+                    # MixedNUTS: the hard max has no gradient, so also attack through its surrogate
+                    spec = self.attacks[self.sweep_attack_index]
+                    with self.seeded(batch_id, 20_000 + j, x.device):
+                        x_adv = mixture_apgd(
+                            mixture, x, y, spec.eps, spec.effective_steps, spec.norm, bounds=bounds, surrogate=True
+                        )
+                    with torch.no_grad():
+                        robust &= mixture(x_adv).argmax(dim=1) == y
                 out[f"sweep/{j}/clean"], out[f"sweep/{j}/robust"] = clean.cpu(), robust.cpu()
         finally:
             mixture.alpha = previous
         return out
 
     @staticmethod
-    def alpha_lower_bound(mixture: MixedClassifier) -> float:
+    def alpha_lower_bound(mixture: Mixture) -> float:
         """A lower bound on the mixture's alpha anywhere: the constant, or the compressed minimum (eval)."""
         if mixture.alpha is not None:
             return mixture.alpha
         assert mixture.mixing_network is not None
         return float(mixture.mixing_network.alpha_min) if mixture.compress_alpha is not False else 0.0
 
-    def _certify(self, mixture: MixedClassifier, x: Tensor, y: Tensor, batch_id: int, bounds) -> dict:  # noqa: ANN001
+    def _certify(self, mixture: Mixture, x: Tensor, y: Tensor, batch_id: int, bounds) -> dict:  # noqa: ANN001
         out: dict = {}
         alpha = self.alpha_lower_bound(mixture)
         if self.lipschitz is not None:
@@ -267,7 +314,7 @@ class MixtureEvaluation(EvaluationCallback):
             )
         return out
 
-    def summarise(self, columns: dict[str, Tensor], mixture: MixedClassifier) -> dict:
+    def summarise(self, columns: dict[str, Tensor], mixture: Mixture) -> dict:
         """The summary of the gathered per-example columns (see :meth:`evaluate`)."""
         n = int(columns["index"].numel())
 
@@ -282,7 +329,8 @@ class MixtureEvaluation(EvaluationCallback):
             "attacks": [asdict(s) | {"metric_name": s.metric_name} for s in self.attacks],
             "adaptive": {
                 "bce_weights": self.bce_weights,
-                "of": [s.metric_name for s in self.adaptive_attacks],
+                "of": [name for name, _, _ in self.adaptive_attacks],
+                "targets": self.adaptive_targets,
             },
             "alpha": "mixing network" if mixture.alpha is None else mixture.alpha,
             "models": {},
@@ -290,7 +338,7 @@ class MixtureEvaluation(EvaluationCallback):
         for name in MODELS:
             keys = [f"{name}/{s.metric_name}" for s in self.attacks]
             if name == "mixture":
-                keys += [f"mixture/adaptive_{s.metric_name}" for s in self.adaptive_attacks]
+                keys += [f"mixture/adaptive_{name}" for name, _, _ in self.adaptive_attacks]
             robust = {key.split("/", 1)[1]: column(key) for key in keys}
             summary["models"][name] = {
                 "clean_acc": acc(column(f"{name}/clean")),
@@ -302,7 +350,7 @@ class MixtureEvaluation(EvaluationCallback):
         if self.adaptive_attacks:
             summary["models"]["mixture"]["alpha_adaptive"] = column("alpha_adaptive").float().mean().item()
         summary["sweep"] = {
-            "attack": self.attacks[0].metric_name,
+            "attack": self.attacks[self.sweep_attack_index].metric_name,
             "points": [
                 {
                     "alpha": a,

@@ -102,19 +102,26 @@ class MixingNetwork(nn.Module):
         hidden = self.body(total).mean(dim=(2, 3))
         return self.linear(hidden).squeeze(1)
 
-    def forward(self, features: Sequence[Tensor], compress: bool | None = None) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, features: Sequence[Tensor], compress: bool | None = None, head: str | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Return ``(alpha, gamma_logit)``, both (N,).
 
         ``gamma_logit`` is the logit fed to the BCE detector loss; ``alpha = sigmoid(gamma_logit)``
         unless compressed to [alpha_min, alpha_max] (``compress=None`` means: iff in eval mode).
+        ``head`` (``"train"`` / ``"eval"``) picks the output head's scale and bias regardless of the
+        mode (None: the mode's own); the batch norm always follows the mode. Training-time attacks use
+        the training head with the running statistics, as Bai et al. (2023) attack with the training head.
         """
+        if head not in (None, "train", "eval"):
+            raise ValueError(f"MixingNetwork head must be None, 'train' or 'eval'; got {head!r}")
         raw = self.score(features)
         if self.training and self.train_clamp_std is not None and raw.shape[0] > 1:
             with torch.no_grad():
                 mean, std = raw.mean(), raw.std()
             raw = torch.clamp(raw, mean - self.train_clamp_std * std, mean + self.train_clamp_std * std)
         normed = self.bn(raw.unsqueeze(1)).squeeze(1)
-        if self.training:
+        if head == "train" or (head is None and self.training):
             gamma_logit = normed * self.gamma_scale + self.gamma_bias
         else:
             gamma_logit = normed * self.eval_gamma_scale + self.eval_gamma_bias

@@ -56,12 +56,13 @@ class MixedClassifierModule(RobustClassifier):
     the mixing network's parameters require gradients, so the optimizer sees only them.
 
     Training step (Bai et al. 2023; docs/mixed_classifier.md): attacked copies of the batch from
-    :func:`~robustlit.mixed.training_attack.randomized_mixture_attack` on the whole mixture (eval
-    mode, uncompressed alpha), then a buffer of clean (s = 0) and attacked (s = 1) examples trained
-    with ``mixing_network_loss`` (BCE on gamma + CE of the mixture + their product). The saved
-    checkpoint reloads without the base checkpoint files when those were trained by the CLI (their
-    configurations are saved; ``robustlit test --ckpt_path`` works too); modules given in Python are
-    pickled in the hyperparameters, as any ``nn.Module`` argument of a LightningModule.
+    :func:`~robustlit.mixed.training_attack.randomized_mixture_attack` on the whole mixture (running
+    batch-norm statistics, the mixing network's training head, uncompressed alpha), then a buffer of
+    clean (s = 0) and attacked (s = 1) examples trained with ``mixing_network_loss`` (BCE on gamma + CE
+    of the mixture + their product). The saved checkpoint reloads without the base checkpoint files when
+    those were trained by the CLI (their configurations are saved; ``robustlit test --ckpt_path`` works
+    too); modules given in Python are pickled in the hyperparameters, as any ``nn.Module`` argument of a
+    LightningModule.
 
     Args:
         standard_checkpoint, robust_checkpoint: robustlit checkpoints of g and h (read with
@@ -85,11 +86,11 @@ class MixedClassifierModule(RobustClassifier):
             (paper: 0.01 over thousands of steps; 0.1 suits a few hundred steps).
         scale_std, scale_rob: logit temperatures s_g, s_h.
         eps, norm: training threat model of the randomised attack.
-        eps_scale: per-group eps multiplier range (paper: U(0.4, 1.1)).
-        attack_steps: per-group iteration-count range (paper: ~chi2(75); small here for CPU).
-        step_factor: step size = step_factor * eps / iterations.
-        bce_weight: range of w in the attack loss ``(1 - w) CE + w BCE(gamma, 1)`` (paper: U(0, 0.4)).
-        attack_groups: groups of the batch with independent attack draws.
+        eps_scale: per-example eps multiplier range (paper: U(0.4, 1.1)).
+        attack_steps: per-example APGD iteration-count range (paper: about 75 on average; small for CPU).
+        bce_weight: range of w in the attack loss ``(1 - w) L + w BCE(gamma, 1)`` (paper: U(0, 0.4)).
+        targeted_fraction: share of attacked copies using targeted DLR instead of CE (paper: 9 of 10).
+        attacked_copies: attacked copies per clean example in each training batch (paper: about 10).
         loss_weights: (c_bce, c_ce, c_prod) of ``mixing_network_loss``.
         group_scales: (clean, attacked) loss scales.
         **kwargs: see :class:`RobustClassifier` (num_classes, bounds, optimizer, lr_scheduler).
@@ -121,9 +122,9 @@ class MixedClassifierModule(RobustClassifier):
         norm: Norm = "Linf",
         eps_scale: tuple[PositiveFloat, PositiveFloat] = (0.4, 1.1),
         attack_steps: tuple[PositiveInt, PositiveInt] = (1, 10),
-        step_factor: PositiveFloat = 2.5,
         bce_weight: tuple[ClosedUnitInterval, ClosedUnitInterval] = (0.0, 0.4),
-        attack_groups: PositiveInt = 4,
+        targeted_fraction: ClosedUnitInterval = 0.9,
+        attacked_copies: PositiveInt = 10,
         loss_weights: tuple[NonNegativeFloat, NonNegativeFloat, NonNegativeFloat] = (1.0, 0.5, 0.1),
         group_scales: tuple[NonNegativeFloat, NonNegativeFloat] = (2.0, 1.0),
         mean: Sequence[float] = (0.0,),
@@ -198,12 +199,14 @@ class MixedClassifierModule(RobustClassifier):
         if input_shape is not None:
             self._check_num_classes(input_shape)
         self.eps, self.norm = eps, norm
-        self.eps_scale, self.attack_steps, self.step_factor = (
-            tuple(eps_scale),
-            tuple(attack_steps),
-            step_factor,
+        _check(attacked_copies >= 1, "attacked_copies", ">= 1", attacked_copies)
+        _check(0.0 <= targeted_fraction <= 1.0, "targeted_fraction", "in [0, 1]", targeted_fraction)
+        self.eps_scale, self.attack_steps = tuple(eps_scale), tuple(attack_steps)
+        self.bce_weight, self.targeted_fraction, self.attacked_copies = (
+            tuple(bce_weight),
+            targeted_fraction,
+            attacked_copies,
         )
-        self.bce_weight, self.attack_groups = tuple(bce_weight), attack_groups
         self.loss_weights, self.group_scales = tuple(loss_weights), tuple(group_scales)
 
     def _check_num_classes(self, input_shape: Sequence[int]) -> None:
@@ -224,9 +227,11 @@ class MixedClassifierModule(RobustClassifier):
 
     # ---- training ---------------------------------------------------------------------------------
     def adversarial_examples(self, x: Tensor, y: Tensor) -> Tensor:
-        """Randomised attack on the whole mixture, eval mode, uncompressed alpha (Bai et al. 2023)."""
-        mixture, previous = self.mixture, self.mixture.compress_alpha
-        mixture.compress_alpha = False
+        """``attacked_copies`` randomised APGD attacks per example on the whole mixture (Bai et al. 2023):
+        modules in eval mode (running batch-norm statistics), the mixing network's *training* head,
+        uncompressed alpha. Shape ``(attacked_copies * N, ...)``, labels ``y.repeat(attacked_copies)``."""
+        mixture, previous = self.mixture, (self.mixture.compress_alpha, self.mixture.gamma_head)
+        mixture.compress_alpha, mixture.gamma_head = False, "train"
         try:
             return randomized_mixture_attack(
                 mixture,
@@ -237,12 +242,12 @@ class MixedClassifierModule(RobustClassifier):
                 eps_scale=self.eps_scale,
                 steps=self.attack_steps,
                 bce_weight=self.bce_weight,
-                step_factor=self.step_factor,
-                groups=self.attack_groups,
+                targeted_fraction=self.targeted_fraction,
+                copies=self.attacked_copies,
                 bounds=self.bounds,
             )
         finally:
-            mixture.compress_alpha = previous
+            mixture.compress_alpha, mixture.gamma_head = previous
 
     def training_loss(self, x: Tensor, y: Tensor) -> Tensor:
         """``mixing_network_loss`` on the buffer [clean (s = 0); attacked (s = 1)] of this batch."""
@@ -250,8 +255,9 @@ class MixedClassifierModule(RobustClassifier):
             raise RuntimeError("a MixedClassifierModule with a constant alpha has nothing to train")
         x_adv = self.adversarial_examples(x, y)
         inputs = torch.cat([x, x_adv])
-        labels = torch.cat([y, y])
-        attacked = torch.cat([torch.zeros_like(y, dtype=torch.bool), torch.ones_like(y, dtype=torch.bool)])
+        copies = self.attacked_copies
+        labels = torch.cat([y, y.repeat(copies)])
+        attacked = torch.cat([torch.zeros_like(y, dtype=torch.bool), torch.ones(copies * len(y), dtype=torch.bool)])
         log_probs, alpha, gamma = self.mixture.forward_with_alpha(inputs)
         c_bce, c_ce, c_prod = self.loss_weights
         loss = mixing_network_loss(

@@ -13,7 +13,7 @@ from robustlit.cli import main
 
 DATASET_CONFIGS = sorted(p for p in CONFIGS.glob("*/*.yaml") if p.parent.name != "eval")
 # configs that need inputs produced by another run are exercised by their own tests
-NEEDS_ARTEFACTS = {"mixed.yaml"}
+NEEDS_ARTEFACTS = {"mixed.yaml", "mixednuts.yaml"}
 
 
 def _fake_data(dataset: str, root: Path, monkeypatch: pytest.MonkeyPatch) -> Path | None:

@@ -48,7 +48,7 @@ def tiny_module(**kwargs) -> MixedClassifierModule:
         eps=0.2,
         attack_steps=(1, 2),
         mixing_width=8,
-        attack_groups=2,
+        attacked_copies=2,
     )
     options.update(kwargs)
     torch.manual_seed(2)

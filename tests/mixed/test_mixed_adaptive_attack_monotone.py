@@ -73,3 +73,24 @@ def test_a_success_at_an_intermediate_iterate_counts():
     assert path[0] == 0 and path[10] == 0 and 1 in path  # the trap: the last iterate is correct again
     robust = [_robust(mixture, x, y, steps=steps, **options).item() for steps in (1, 3, 10)]
     assert robust == [True, False, False]
+
+
+@pytest.mark.parametrize("targeted", [False, True])
+def test_mixture_apgd_keeps_every_success_over_restarts_and_breaks_the_untrained_mixture(targeted: bool):
+    from robustlit.mixed.apgd import mixture_apgd
+
+    mixture = tiny_module().mixture.eval()
+    x, _ = tiny_dataset(64)[:]
+    with torch.no_grad():
+        y = mixture(x).argmax(dim=1)
+
+    def robust(eps: float, restarts: int) -> torch.Tensor:
+        torch.manual_seed(0)
+        x_adv = mixture_apgd(mixture, x, y, eps=eps, steps=10, bce_weight=0.5, targeted=targeted, restarts=restarts)
+        assert (x_adv - x).abs().max() <= eps + 1e-6
+        with torch.no_grad():
+            return mixture(x_adv).argmax(dim=1) == y
+
+    one, four = robust(0.05, 1), robust(0.05, 4)
+    assert not (four & ~one).any()  # APGD's iterates of the first restart are a prefix of the 4-restart run
+    assert robust(0.3, 1).float().mean().item() <= 0.05

@@ -44,7 +44,7 @@ def test_mixed_config_fits_and_tests_without_the_base_files(tmp_path, monkeypatc
     config = write(config, tmp_path / "mixed.yaml")
     fitted = main(["fit", "--config", str(config)])
     assert isinstance(fitted.model, MixedClassifierModule)
-    assert "val/mixture_eval/mixture/robust_acc/adaptive_pgd3_linf_0.2" in fitted.trainer.callback_metrics
+    assert "val/mixture_eval/mixture/robust_acc/adaptive_apgd_t3_linf_0.2" in fitted.trainer.callback_metrics
     last = Path(fitted.trainer.checkpoint_callback.last_model_path)
     assert last.is_file()
 

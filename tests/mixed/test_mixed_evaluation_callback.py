@@ -47,7 +47,12 @@ def test_summary_puts_base_models_and_mixture_side_by_side():
         robust = models[name]["robust_acc"]
         assert all(v <= models[name]["clean_acc"] for v in robust.values())
         assert models[name]["worst_robust_acc"] <= min(robust.values())
-    assert set(models["mixture"]["robust_acc"]) == {PGD.metric_name, f"adaptive_{PGD.metric_name}"}
+    # adaptive APGD-CE and APGD-T through alpha, at PGD's eps and budget
+    assert set(models["mixture"]["robust_acc"]) == {
+        PGD.metric_name,
+        "adaptive_apgd3_linf_0.2",
+        "adaptive_apgd_t3_linf_0.2",
+    }
     assert 0 <= models["mixture"]["alpha_clean"] <= 1
     # constant alpha 0 predicts as g, 1 as h (docs/mixed_classifier.md), through the sweep of the same mixture
     points = summary["sweep"]["points"]
@@ -69,7 +74,8 @@ def test_fit_logs_metrics_figure_and_json(tmp_path):
     for key in (
         "val/mixture_eval/standard/clean_acc",
         f"val/mixture_eval/robust/robust_acc/{PGD.metric_name}",
-        f"val/mixture_eval/mixture/robust_acc/adaptive_{PGD.metric_name}",
+        "val/mixture_eval/mixture/robust_acc/adaptive_apgd3_linf_0.2",
+        "val/mixture_eval/mixture/robust_acc/adaptive_apgd_t3_linf_0.2",
         "val/mixture_eval/mixture/robust_acc/worst",
         "val/mixture_sweep/alpha_0.5/robust_acc",
         "val/alpha_clean",

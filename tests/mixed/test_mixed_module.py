@@ -59,11 +59,13 @@ def test_training_loss_uses_adversarial_examples_inside_the_ball():
     module = tiny_module()
     x, y = tiny_dataset(8)[:]
     x_adv = module.adversarial_examples(x, y)
+    assert x_adv.shape == (module.attacked_copies * 8, *x.shape[1:])
+    x = x.repeat(module.attacked_copies, 1, 1, 1)
     assert (x_adv - x).abs().max() <= 0.2 * 1.1 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
     assert (x_adv != x).any()
     assert module.mixture.compress_alpha is None  # restored after the attack
     module.train()
-    loss = module.training_loss(x, y)
+    loss = module.training_loss(*tiny_dataset(8)[:])
     assert loss.ndim == 0 and torch.isfinite(loss)
 
 

@@ -1,0 +1,157 @@
+"""MixedNUTS as a robustlit model: two base checkpoints, calibration on the validation split, CLI evaluation.
+
+Bai, Zhou, Patel, Sojoudi (TMLR 2024, arXiv 2402.02263); docs/mixed_classifier.md. Training-free: the
+first ``robustlit validate`` / ``robustlit test`` builds the two calibration sets from the validation split
+(robust logits of h at attacked points it still classifies correctly; clean logits of the examples h
+misclassifies), runs the 3-parameter grid search, stores (s, c, p, alpha) in the classifier's buffers and
+optionally saves the checkpoint. A reloaded checkpoint is already calibrated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from jsonargparse.typing import ClosedUnitInterval, OpenUnitInterval, PositiveFloat, PositiveInt
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from robustlit.attacks.registry import build_attack
+from robustlit.attacks.spec import AttackSpec
+from robustlit.methods.base import RobustClassifier
+from robustlit.mixed.bases import load_base_model
+from robustlit.mixed.mixednuts import search_mixednuts_parameters
+from robustlit.mixed.mixednuts_classifier import MixedNUTSClassifier
+
+__all__ = ["MixedNUTSModule"]
+
+
+class MixedNUTSModule(RobustClassifier):
+    """MixedNUTS (Bai et al. 2024) of a standard base g and a robust base h; nothing to fit.
+
+    Args:
+        standard_checkpoint, robust_checkpoint, standard, robust, standard_config, robust_config: the
+            base models, as for :class:`~robustlit.mixed.module.MixedClassifierModule`.
+        calibration_attack: the attack on h that builds calibration set (a) (paper: APGD on h).
+        calibration_examples: validation examples used (``None``: all).
+        s_grid, c_grid, p_grid: the search grids of the transform's scale, shift and power.
+        keep_fraction: share of h's attacked-and-correct calibration examples the mixture must keep.
+        k: top-k of the logit standardisation.
+        transform: False gives the plain constant-alpha mixture (no transform, no hard max; alpha as given).
+        alpha: alpha when ``transform`` is False or before calibration.
+        surrogate_temperature: temperature of the attack surrogate of the hard max.
+        save_calibrated: path where the calibrated checkpoint is written (``None``: not written).
+        mean, std: linked from the data by the CLI and ignored (the base models normalise their own inputs).
+        **kwargs: see :class:`RobustClassifier` (num_classes, bounds).
+    """
+
+    def __init__(
+        self,
+        standard_checkpoint: str | None = None,
+        robust_checkpoint: str | None = None,
+        standard: torch.nn.Module | None = None,
+        robust: torch.nn.Module | None = None,
+        standard_config: dict | None = None,
+        robust_config: dict | None = None,
+        calibration_attack: AttackSpec | None = None,
+        calibration_examples: PositiveInt | None = None,
+        s_grid: list[PositiveFloat] | None = None,
+        c_grid: list[float] | None = None,
+        p_grid: list[PositiveFloat] | None = None,
+        keep_fraction: OpenUnitInterval | float = 0.985,
+        k: PositiveInt = 250,
+        transform: bool = True,
+        alpha: ClosedUnitInterval = 0.5,
+        surrogate_temperature: PositiveFloat = 1.0,
+        save_calibrated: str | None = None,
+        mean: Sequence[float] = (0.0,),
+        std: Sequence[float] = (1.0,),
+        **kwargs: Any,
+    ) -> None:
+        g, g_config = load_base_model("standard", standard, standard_config, standard_checkpoint)
+        h, h_config = load_base_model("robust", robust, robust_config, robust_checkpoint)
+        mixture = MixedNUTSClassifier(
+            g, h, alpha=alpha, k=k, transform=transform, surrogate_temperature=surrogate_temperature
+        )
+        super().__init__(backbone=mixture, mean=(0.0,), std=(1.0,), **kwargs)
+        self.remove_ignored_hparams(["backbone"])
+        self.hparams["standard_config"], self.hparams["robust_config"] = g_config, h_config
+        self.calibration_attack = calibration_attack or AttackSpec("apgd", "Linf", 8 / 255, 100)
+        self.calibration_examples = calibration_examples
+        self.s_grid = list(s_grid or [0.5, 1.0, 2.0, 4.0, 8.0])
+        self.c_grid = list(c_grid if c_grid is not None else [-1.0, -0.5, 0.0, 0.5, 1.0])
+        self.p_grid = list(p_grid or [1.0, 2.0, 4.0])
+        if not 0.0 < keep_fraction <= 1.0:
+            raise ValueError(f"MixedNUTSModule.keep_fraction must lie in (0, 1]; got {keep_fraction}")
+        self.keep_fraction, self.save_calibrated = keep_fraction, save_calibrated
+        self.search_result: dict[str, float] | None = None
+
+    @property
+    def mixture(self) -> MixedNUTSClassifier:
+        """The :class:`MixedNUTSClassifier`."""
+        return self.classifier[1]
+
+    def calibration_sets(self, loader: DataLoader) -> tuple[Tensor, Tensor]:
+        """(a) h's logits at attacked points h classifies correctly; (b) h's clean logits where h is wrong."""
+        h = self.mixture.robust
+        attack = build_attack(self.calibration_attack, h, self.num_classes, self.bounds, loader.batch_size or 256)
+        attacked, wrong, seen = [], [], 0
+        for x, y in loader:
+            if self.calibration_examples is not None and seen >= self.calibration_examples:
+                break
+            if self.calibration_examples is not None:
+                x, y = x[: self.calibration_examples - seen], y[: self.calibration_examples - seen]
+            seen += len(y)
+            x, y = x.to(self.device), y.to(self.device)
+            x_adv = attack(x, y)
+            with torch.no_grad():
+                clean, adv = h(x), h(x_adv)
+            attacked.append(adv[adv.argmax(dim=1) == y].cpu())
+            wrong.append(clean[clean.argmax(dim=1) != y].cpu())
+        return torch.cat(attacked), torch.cat(wrong)
+
+    def calibrate(self, loader: DataLoader) -> dict[str, float]:
+        """Build the calibration sets, run the (s, c, p) search, store the result in the classifier."""
+        set_a, set_b = self.calibration_sets(loader)
+        if len(set_a) == 0 or len(set_b) == 0:
+            raise RuntimeError(
+                f"MixedNUTS calibration needs both sets non-empty; got {len(set_a)} attacked-and-correct and "
+                f"{len(set_b)} misclassified validation examples of the robust model"
+            )
+        result = search_mixednuts_parameters(
+            set_a, set_b, self.s_grid, self.c_grid, self.p_grid, self.keep_fraction, self.mixture.k
+        )
+        result |= {"set_a": float(len(set_a)), "set_b": float(len(set_b))}
+        self.mixture.set_parameters(result["s"], result["c"], result["p"], result["alpha"])
+        self.search_result = result
+        return result
+
+    def _ensure_calibrated(self) -> None:
+        if bool(self.mixture.calibrated) or not self.mixture.transform:
+            return
+        datamodule = self.trainer.datamodule
+        if getattr(datamodule, "val_dataset", None) is None:
+            datamodule.setup("validate")
+        result = self.calibrate(datamodule.val_dataloader())
+        print(
+            f"MixedNUTS calibrated on the validation split ({int(result['set_a'])} attacked-and-correct, "
+            f"{int(result['set_b'])} misclassified): s={result['s']:g} c={result['c']:g} p={result['p']:g} "
+            f"alpha={result['alpha']:.4f} objective={result['objective']:.3f}"
+        )
+        if self.save_calibrated:
+            Path(self.save_calibrated).parent.mkdir(parents=True, exist_ok=True)
+            self.trainer.save_checkpoint(self.save_calibrated)
+
+    def on_validation_start(self) -> None:
+        self._ensure_calibrated()
+
+    def on_test_start(self) -> None:
+        self._ensure_calibrated()
+
+    def configure_optimizers(self):  # noqa: ANN201 - Lightning accepts several return types
+        raise ValueError(
+            "MixedNUTSModule is training-free: evaluate it with `robustlit validate` or `robustlit test` (the "
+            "first run calibrates it on the validation split)"
+        )
