@@ -104,7 +104,11 @@ class RobustLitCLI(LightningCLI):
 
     def after_fit(self) -> None:
         if self.config.get(self.subcommand, {}).get("test_after_fit"):
-            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best")
+            # the first checkpoint callback keeps the best model (best_and_last_checkpoints puts it first);
+            # naming its file avoids Lightning's "multiple ModelCheckpoint callbacks" warning for "best"
+            best = self.trainer.checkpoint_callback
+            ckpt_path = getattr(best, "best_model_path", "") or "best"
+            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
 
 
 def main(args: list[str] | None = None, run: bool = True) -> RobustLitCLI:
