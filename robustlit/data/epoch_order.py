@@ -39,7 +39,11 @@ class EpochSeededDataset(Dataset):
             return self.dataset[key]
         epoch, index = key
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(mix_seed(self.seed, epoch, index))
+            # Only the CPU generator (what CPU transforms draw from, and what fork_rng restores).
+            # torch.manual_seed would also queue a lazy CUDA/XPU/MTIA seeding call with a formatted stack
+            # trace per item while CUDA is uninitialised (about 15% of a digits TRADES epoch), and on a GPU machine
+            # it would reseed the CUDA generator, which fork_rng(devices=[]) does not restore.
+            torch.random.default_generator.manual_seed(mix_seed(self.seed, epoch, index))
             return self.dataset[index]
 
 
