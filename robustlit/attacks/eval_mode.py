@@ -72,15 +72,22 @@ def attack_mode(model: nn.Module, train_mode: bool = False) -> Iterator[nn.Modul
 
 
 @contextmanager
-def attack_precision(spec: AttackSpec, device: torch.device | str) -> Iterator[None]:
-    """Run an evaluation attack in the precision its spec names, whatever autocast the caller is under.
+def autocast_precision(precision: str, device: torch.device | str) -> Iterator[None]:
+    """bfloat16 autocast on ``device``'s type when ``precision == "bf16"``; autocast switched off for ``fp32``.
 
-    ``fp32`` (the default) switches autocast off: under ``--trainer.precision bf16-mixed`` Lightning
-    autocasts ``training_step`` (so training attacks run in bf16 there), and evaluation attacks must not
-    inherit it from a caller that autocasts. ``bf16`` autocasts to bfloat16 on ``device``'s type
+    ``fp32`` switches autocast off even inside a caller that autocasts (Lightning autocasts ``training_step``
+    under ``--trainer.precision bf16-mixed``): evaluation numbers must not inherit reduced precision silently
     (Micikevicius et al. 2018, mixed-precision training; docs/speed.md).
     """
-    device_type = torch.device(device).type
-    precision = getattr(spec, "precision", "fp32")
-    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be 'fp32' or 'bf16'; got {precision!r}")
+    with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        yield
+
+
+@contextmanager
+def attack_precision(spec: AttackSpec, device: torch.device | str) -> Iterator[None]:
+    """Run an evaluation attack in the precision its spec names (``fp32`` by default), whatever autocast
+    the caller is under (:func:`autocast_precision`)."""
+    with autocast_precision(getattr(spec, "precision", "fp32"), device):
         yield

@@ -8,9 +8,9 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import numpy as np
@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import Dataset
 
+from robustlit.attacks.eval_mode import autocast_precision
 from robustlit.callbacks.certification_report import certified_accuracy_figure, print_certification_table
 from robustlit.callbacks.evaluation import EvaluationCallback, Progress, Stage, rich_progress_of
 from robustlit.certify.report import (
@@ -97,6 +98,14 @@ class Certification(EvaluationCallback):
         seed: base seed of the noise (example ``idx`` uses ``seed + 1_000_003 * idx``).
         radius_kwargs: grid sizes for the input-dependent radius (``input_dependent_radius``).
         print_table: print a rich table at the end (rank 0).
+        examples_per_pass: how many examples share forward passes (``SmoothedClassifier.certify_many``:
+            their noise chunks are packed up to ``batch_size`` samples per pass, each example keeping its own
+            seeded noise, so the rows are those of one-at-a-time certification). ``None`` (default):
+            ``max(1, batch_size // (n0 + n))``, i.e. packing only when several examples' samples fit in
+            one batch. The ``time`` column is then the group's time divided among its examples.
+        precision: ``fp32`` (default; autocast is switched off, whatever the Trainer's precision) or
+            ``bf16`` (bfloat16 autocast: faster on tensor cores, but the certificates then hold for the
+            bfloat16 classifier, which the TSV states in a ``#`` line above its header; docs/speed.md).
     """
 
     report_name = "certification"
@@ -122,6 +131,8 @@ class Certification(EvaluationCallback):
         seed: int = 0,
         radius_kwargs: dict[str, Any] | None = None,
         print_table: bool = True,
+        examples_per_pass: PositiveInt | None = None,
+        precision: Literal["fp32", "bf16"] = "fp32",
     ) -> None:
         for name, value in (("n0", n0), ("n", n), ("batch_size", batch_size), ("skip", skip)):
             if isinstance(value, bool) or int(value) != value or value < 1:
@@ -135,6 +146,12 @@ class Certification(EvaluationCallback):
             raise ValueError(f"Certification: radii must be a non-empty list of values >= 0; got {radii}")
         if sigma is not None and not isinstance(sigma, SigmaFunction) and not 0 < sigma < float("inf"):
             raise ValueError(f"Certification: sigma must be positive and finite (pixel units); got {sigma}")
+        if examples_per_pass is not None and (isinstance(examples_per_pass, bool) or examples_per_pass < 1):
+            raise ValueError(
+                f"Certification: examples_per_pass must be a positive integer or None; got {examples_per_pass!r}"
+            )
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"Certification: precision must be 'fp32' or 'bf16'; got {precision!r}")
         if override_model_sigma and sigma is None:
             raise ValueError("Certification: override_model_sigma=true needs a sigma to override with")
         super().__init__(num_examples, int(batch_size), every_n_epochs, stages, seed, None, print_table)
@@ -145,6 +162,7 @@ class Certification(EvaluationCallback):
         self.output_dir = Path(output_dir) if output_dir else None
         self.file_name, self.resume = file_name, resume
         self.radius_kwargs = dict(radius_kwargs or {})
+        self.examples_per_pass, self.precision = examples_per_pass, precision
 
     # ---- certification ---------------------------------------------------------------------------
     def sigma_for(self, pl_module: nn.Module) -> SigmaFunction:
@@ -178,7 +196,24 @@ class Certification(EvaluationCallback):
             "failure_prob": self.failure_prob,
             "seed": self.seed,
             "radius_kwargs": self.radius_kwargs,
+            # only when not float32: TSVs (and their sidecars) written before this option keep resuming
+            **({"precision": self.precision} if self.precision != "fp32" else {}),
         }
+
+    def group_size(self) -> int:
+        """Examples certified together (``examples_per_pass``, else as many as fit in one batch of samples)."""
+        if self.examples_per_pass is not None:
+            return int(self.examples_per_pass)
+        return max(1, self.batch_size // (self.n0 + self.n))
+
+    def tsv_preamble(self) -> list[str]:
+        """``#`` lines above the TSV header: none in float32 (Cohen et al.'s format), a warning in bf16."""
+        if self.precision == "fp32":
+            return []
+        return [
+            "precision: bf16 -- the base classifier ran under bfloat16 autocast; these certificates hold for",
+            "the bfloat16 classifier, not for its float32 weights (robustlit Certification, docs/speed.md)",
+        ]
 
     def default_file_name(self, stage: str, model: nn.Module, sigma: SigmaFunction) -> str:
         """``certify_<stage>_<sigma>_n0-<n0>_n-<n>_p-<failure_prob>_<hash of weights, sigma and settings>.tsv``."""
@@ -218,12 +253,13 @@ class Certification(EvaluationCallback):
                 f"{type(self).__name__}: reused {len(indices) - len(todo)} of {len(indices)} rows of {path}", flush=True
             )
         try:
-            with CertificationWriter(own_path, resume=True) as writer:
-                for idx in mine:
-                    row = self._certify_one(smoothed, dataset, idx)
-                    writer.append_row(row)
-                    new[idx] = CertificationRow.from_line(row.to_line())  # as stored: resumed runs agree
-                    progress.advance(1)
+            with CertificationWriter(own_path, resume=True, preamble=self.tsv_preamble()) as writer:
+                step = self.group_size()
+                for start in range(0, len(mine), step):
+                    for row in self._certify_group(smoothed, dataset, mine[start : start + step]):
+                        writer.append_row(row)
+                        new[row.idx] = CertificationRow.from_line(row.to_line())  # as stored: resumed runs agree
+                        progress.advance(1)
         finally:
             progress.close()
         for part in gather_objects(new):
@@ -234,7 +270,7 @@ class Certification(EvaluationCallback):
         summary.update(file=str(path), computed=len(todo), resumed=len(indices) - len(todo))
         return summary
 
-    def _certify_one(self, smoothed: SmoothedClassifier, dataset: Dataset, idx: int) -> CertificationRow:
+    def _example(self, dataset: Dataset, idx: int) -> tuple[torch.Tensor, int]:
         item = dataset[idx]
         x, label = torch.as_tensor(item[0]), int(item[1])
         num_classes = self._num_classes
@@ -243,11 +279,52 @@ class Certification(EvaluationCallback):
                 f"Certification: the label of dataset index {idx} is {label}, outside 0..{num_classes - 1}. Check the "
                 "DataModule's num_classes and its label encoding."
             )
+        return x, label
+
+    def _generator(self, smoothed: SmoothedClassifier, idx: int) -> torch.Generator:
+        """Example ``idx``'s own noise stream: the same whether it is certified alone, in a group or resumed."""
         device = smoothed.device or torch.device("cpu")
-        generator = torch.Generator(device=device).manual_seed(self.seed + 1_000_003 * idx)
+        return torch.Generator(device=device).manual_seed(self.seed + 1_000_003 * idx)
+
+    def _certify_group(
+        self, smoothed: SmoothedClassifier, dataset: Dataset, group: list[int]
+    ) -> Iterator[CertificationRow]:
+        """Rows of ``group``, its examples' noise packed into shared forward passes (``certify_many``).
+
+        When the packed pass fails (a NaN logit or input), the group is certified again one example at a time,
+        so that the rows before the faulty example are kept and the error names it.
+        """
+        if len(group) == 1:
+            yield self._certify_one(smoothed, dataset, group[0])
+            return
+        examples = [self._example(dataset, idx) for idx in group]
         start = time.perf_counter()
         try:
-            result = smoothed.certify(x, self.n0, self.n, self.failure_prob, self.batch_size, generator)
+            with autocast_precision(self.precision, smoothed.device or "cpu"):
+                results = smoothed.certify_many(
+                    [x for x, _ in examples],
+                    self.n0,
+                    self.n,
+                    self.failure_prob,
+                    self.batch_size,
+                    [self._generator(smoothed, idx) for idx in group],
+                )
+        except (NonFiniteLogitsError, ValueError):
+            for idx in group:
+                yield self._certify_one(smoothed, dataset, idx)
+            return
+        elapsed = (time.perf_counter() - start) / len(group)
+        for idx, (_, label), result in zip(group, examples, results, strict=True):
+            correct = int(result.prediction == label and result.prediction != ABSTAIN)
+            yield CertificationRow(idx, label, result.prediction, result.radius, correct, elapsed)
+
+    def _certify_one(self, smoothed: SmoothedClassifier, dataset: Dataset, idx: int) -> CertificationRow:
+        x, label = self._example(dataset, idx)
+        generator = self._generator(smoothed, idx)
+        start = time.perf_counter()
+        try:
+            with autocast_precision(self.precision, smoothed.device or "cpu"):
+                result = smoothed.certify(x, self.n0, self.n, self.failure_prob, self.batch_size, generator)
         except NonFiniteLogitsError as error:
             raise NonFiniteOutputError(
                 f"Certification: dataset index {idx} (label {label}): {error} No certificate is written for it; the "
@@ -301,7 +378,7 @@ class Certification(EvaluationCallback):
             # a name unique to this process: two jobs sharing the folder never write the same temporary file
             tmp = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
             try:
-                with CertificationWriter(tmp, resume=False) as writer:
+                with CertificationWriter(tmp, resume=False, preamble=self.tsv_preamble()) as writer:
                     for idx in sorted(rows):
                         writer.append_row(rows[idx])
                 os.replace(tmp, path)
@@ -372,4 +449,5 @@ class Certification(EvaluationCallback):
             "failure_prob": self.failure_prob,
             "skip": self.skip,
             "sigma": sigma,
+            **({"precision": self.precision} if self.precision != "fp32" else {}),
         }

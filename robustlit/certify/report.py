@@ -84,6 +84,8 @@ def read_rows(path: str | os.PathLike[str]) -> dict[int, CertificationRow]:
     text = Path(path).read_text()
     lines = text.split("\n")
     complete = lines[:-1]  # the piece after the last newline is '' or a truncated row
+    while complete and complete[0].startswith("#"):  # a preamble (e.g. the bf16 note) precedes the header
+        complete = complete[1:]
     if not complete:
         return {}
     if complete[0].rstrip("\r") != TSV_HEADER:
@@ -105,22 +107,30 @@ class CertificationWriter:
 
     Opening an existing log (``resume=True``) keeps its complete rows, drops a truncated last line and
     exposes the finished indices as ``finished`` so the caller can skip them; ``resume=False`` starts
-    a new file.
+    a new file. ``preamble`` lines are written as ``# ...`` comments before the header of a new file
+    (used to state that the certificates are for a bfloat16 classifier); :func:`read_rows` skips them.
+    The default is no preamble: the file is then exactly Cohen et al.'s format.
     """
 
-    def __init__(self, path: str | os.PathLike[str], resume: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str], resume: bool = True, preamble: Sequence[str] = ()) -> None:
         self.path = Path(path)
         self.finished: dict[int, CertificationRow] = {}
+        self._preamble = [f"# {line}" for line in preamble]
         if resume and self.path.exists():
             self.finished = read_rows(self.path)  # checks the header before anything is changed
             self._drop_truncated_tail()
             self._file = self.path.open("a")
             if self.path.stat().st_size == 0:
-                self._write(TSV_HEADER)
+                self._write_header()
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("w")
-            self._write(TSV_HEADER)
+            self._write_header()
+
+    def _write_header(self) -> None:
+        for line in self._preamble:
+            self._write(line)
+        self._write(TSV_HEADER)
 
     def append_row(self, row: CertificationRow) -> None:
         """Write one row and flush it to disk."""
