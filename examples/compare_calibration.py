@@ -19,6 +19,9 @@ is not marked is not evidence of no effect.
     python examples/compare_calibration.py                  # 3 seeds (see --help for the knobs)
     python examples/compare_calibration.py --seeds 5 --autoattack
     python examples/compare_calibration.py --quick          # seconds: a smoke test of the whole pipeline
+
+With ``--json FILE`` the runs are written to FILE after every (seed, method); running the same command again
+reuses the finished ones (same settings only), so a stopped ``make digits-table`` resumes.
 """
 
 from __future__ import annotations
@@ -236,21 +239,24 @@ def test_sets(s: Settings, seed: int) -> dict[str, Dataset]:
     return sets
 
 
-def attack_specs(s: Settings) -> list[AttackSpec]:
+def attack_specs(s: Settings, autoattack: bool) -> list[AttackSpec]:
+    """PGD (torchattacks, one random start), then standard AutoAttack when ``autoattack``."""
     specs = [AttackSpec(name="pgd", norm="Linf", eps=s.eps, steps=s.eval_steps, step_size=2.5 * s.eps / s.eval_steps)]
-    if s.autoattack:
+    if autoattack:
         specs.append(AttackSpec(name="autoattack", norm="Linf", eps=s.eps))
     return specs
 
 
 def evaluate(module: RobustClassifier, sets: dict[str, Dataset], s: Settings, seed: int) -> dict[str, dict]:
-    """Clean accuracy, PGD (and AutoAttack) robust accuracy, worst-30%-class robust accuracy and ECE per set."""
-    specs = attack_specs(s)
-    attack = AdversarialEvaluation(specs, num_examples=None, seed=seed, print_table=False)
+    """Clean accuracy, PGD robust accuracy, worst-30%-class robust accuracy and ECE per set; AutoAttack on the
+    clean test set only (``s.autoattack``: on a CPU it costs several times PGD-50, and the shifted copies
+    report calibration)."""
     calibration = CalibrationEvaluation(num_examples=None, reliability_diagram=False, print_table=False)
     model, device = module.classifier.eval(), torch.device("cpu")
     out = {}
     for name, dataset in sets.items():
+        specs = attack_specs(s, s.autoattack and name == "clean")
+        attack = AdversarialEvaluation(specs, num_examples=None, seed=seed, print_table=False)
         attacks = attack.evaluate(model, dataset, module.num_classes, module.bounds, device)["attacks"]
         robust = attacks[specs[0].metric_name]
         cal = calibration.evaluate(model, dataset, module.bounds, device)["conditions"]["clean"]
@@ -262,7 +268,7 @@ def evaluate(module: RobustClassifier, sets: dict[str, Dataset], s: Settings, se
             "nll": cal["nll"],
             "brier": cal["brier"],
         }
-        if s.autoattack:
+        if len(specs) > 1:
             out[name]["autoattack_acc"] = attacks[specs[1].metric_name]["robust_acc"]
     return out
 
@@ -287,10 +293,11 @@ def summarise(per_set: dict[str, dict[str, float]]) -> dict[str, dict[str, float
     return {"in_distribution": per_set["clean"], "under_shift": mean}
 
 
-def metrics_of(s: Settings) -> list[tuple[str, str, bool]]:
+def metrics_of(s: Settings, part: str = "in_distribution") -> list[tuple[str, str, bool]]:
+    """(key, label, higher is better) of the columns of ``part``; AutoAttack is run in distribution only."""
     spec = f"PGD-{s.eval_steps} Linf eps={s.eps:g}"
     rows = [(key, spec if key == "robust_acc" else label, up) for key, label, up in METRICS]
-    if s.autoattack:
+    if s.autoattack and part == "in_distribution":
         rows.insert(2, ("autoattack_acc", f"AutoAttack eps={s.eps:g}", True))
     return rows
 
@@ -314,7 +321,7 @@ def paired_statistics(runs: dict[int, dict[str, dict]], s: Settings) -> dict:
                     "mean": float(np.mean(v)),
                     "std": float(np.std(v, ddof=1)) if len(v) > 1 else float("nan"),
                 }
-                for key, _, _ in metrics_of(s)
+                for key, _, _ in metrics_of(s, part)
             }
             for part in ("in_distribution", "under_shift")
         }
@@ -322,7 +329,7 @@ def paired_statistics(runs: dict[int, dict[str, dict]], s: Settings) -> dict:
         return summary
     others = [name for name in names if name != s.reference]
     for part in ("in_distribution", "under_shift"):
-        for key, _, _ in metrics_of(s):
+        for key, _, _ in metrics_of(s, part):
             reference = np.array(summary["methods"][s.reference][part][key]["values"])
             rows = {}
             for name in others:
@@ -359,21 +366,21 @@ def _cell(key: str, stat: dict) -> str:
 def print_tables(summary: dict, s: Settings, skipped: dict[str, str], console: Console | None = None) -> None:
     console = console or Console(width=240)
     seeds = summary["seeds"]
-    columns = metrics_of(s)
+    columns = {part: metrics_of(s, part) for part in ("in_distribution", "under_shift")}
     table = Table(
         title=f"digits, {s.epochs} epochs each, seeds {seeds}: mean ± std over {len(seeds)} seeds "
         f"(test set; shift = mean over {', '.join(SHIFTS)} at severities {s.severities}); "
         f"* = differs from {s.reference}, paired t-test over seeds, Holm-corrected p < {ALPHA:g}"
     )
     table.add_column("method")
-    for group in ("", "shift: "):
-        for _, label, _ in columns:
+    for group, part in (("", "in_distribution"), ("shift: ", "under_shift")):
+        for _, label, _ in columns[part]:
             table.add_column(group + label, justify="right")
     differences = summary["differences"]
     for name, parts in summary["methods"].items():
         cells = [name + (" (reference)" if name == s.reference else "")]
         for part in ("in_distribution", "under_shift"):
-            for key, _, _ in columns:
+            for key, _, _ in columns[part]:
                 mark = differences.get(part, {}).get(key, {}).get(name, {}).get("significant", False)
                 cells.append(_cell(key, parts[part][key]) + (" *" if mark else ""))
         table.add_row(*cells)
@@ -392,9 +399,12 @@ def print_tables(summary: dict, s: Settings, skipped: dict[str, str], console: C
     for name in summary["methods"]:
         if name == s.reference:
             continue
-        for key, label, _ in columns:
+        for key, label, _ in columns["in_distribution"]:
             cells = [name, label]
             for part in ("in_distribution", "under_shift"):
+                if key not in differences[part]:
+                    cells.append("not run")
+                    continue
                 row = differences[part][key][name]
                 scale = 1 if key == "ece" else 100
                 unit = "" if key == "ece" else " pt"
@@ -451,6 +461,27 @@ def parse(argv: list[str] | None) -> tuple[Settings, argparse.Namespace]:
     return s, args
 
 
+def finished_runs(path: Path | None, s: Settings) -> tuple[dict[int, dict[str, dict]], dict[int, dict]]:
+    """Runs (and AR-AdaLS states) already in ``path`` from an interrupted or earlier run with the same settings.
+
+    The JSON is rewritten after every (seed, method), so a long ``make digits-table`` that is stopped loses at
+    most the method it was training. Other settings: nothing is reused (the file is overwritten at the end).
+    """
+    if path is None or not path.is_file():
+        return {}, {}
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        print(f"{path}: unreadable ({error}); starting from scratch", file=sys.stderr)
+        return {}, {}
+    if stored.get("settings") != json.loads(json.dumps(asdict(s))):
+        print(f"{path} holds runs with other settings; not reused", file=sys.stderr)
+        return {}, {}
+    runs = {int(seed): methods for seed, methods in stored.get("runs", {}).items()}
+    adals = {int(seed): state for seed, state in stored.get("summary", {}).get("adals", {}).items()}
+    return runs, adals
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Run the comparison; returns ``{"settings", "runs": {seed: {method: row}}, "summary", "skipped"}``."""
     s, args = parse(argv)
@@ -459,12 +490,19 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     names, skipped = available(args.methods)
+    previous, previous_adals = finished_runs(args.json, s)
     runs: dict[int, dict[str, dict]] = {}
     adals: dict[int, dict] = {}
     for seed in s.seeds:
         sets = test_sets(s, seed)
         runs[seed] = {}
         for name in names:
+            if name in previous.get(seed, {}):
+                runs[seed][name] = previous[seed][name]
+                if seed in previous_adals and name == "AR-AdaLS":
+                    adals[seed] = previous_adals[seed]
+                print(f"seed {seed} {name}: reused from {args.json}", file=sys.stderr)
+                continue
             module = build(name, s, seed)
             seconds = train(module, s, seed)
             start = time.perf_counter()
@@ -475,13 +513,24 @@ def main(argv: list[str] | None = None) -> dict:
                 f"seed {seed} {name}: trained in {seconds:.0f} s, evaluated in {time.perf_counter() - start:.0f} s",
                 file=sys.stderr,
             )
+            if args.json is not None:  # after every method: an interrupted run resumes from here
+                partial = {"settings": asdict(s), "runs": runs, "summary": {"adals": adals}, "complete": False}
+                _write_json(args.json, partial)
     summary = paired_statistics(runs, s)
     summary["adals"] = adals
     print_tables(summary, s, skipped)
-    result = {"settings": asdict(s), "runs": runs, "summary": summary, "skipped": skipped}
+    result = {"settings": asdict(s), "runs": runs, "summary": summary, "skipped": skipped, "complete": True}
     if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=2))
+        _write_json(args.json, result)
     return result
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Write ``data`` to a temporary file next to ``path``, then rename it over ``path`` (never half written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
 
 
 if __name__ == "__main__":

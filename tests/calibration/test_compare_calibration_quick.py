@@ -100,3 +100,40 @@ def test_seeds_flag_and_autoattack_flag_are_parsed() -> None:
     default, _ = example.parse([])
     assert default.seeds == [0, 1, 2] and not default.autoattack
     assert [key for key, _, _ in example.metrics_of(settings)][:3] == ["clean_acc", "robust_acc", "autoattack_acc"]
+
+
+def test_autoattack_runs_on_the_clean_test_set_only_and_an_interrupted_run_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    example = load_example()
+    path = tmp_path / "table.json"
+    argv = ["--quick", "--seeds", "1", "--methods", "Standard", "PGD-AT", "--autoattack", "--json", str(path)]
+    trained: list[str] = []
+    original_train = example.train
+
+    def train_or_stop(module, s, seed):  # noqa: ANN001, ANN202
+        if len(trained) == stop_after:
+            raise KeyboardInterrupt
+        trained.append(type(module).__name__)
+        return original_train(module, s, seed)
+
+    monkeypatch.setattr(example, "train", train_or_stop)
+    stop_after = 1
+    with pytest.raises(KeyboardInterrupt):
+        example.main(argv)
+    partial = json.loads(path.read_text())
+    assert not partial["complete"] and list(partial["runs"]["0"]) == ["Standard"]
+
+    trained.clear()
+    stop_after = -1
+    result = example.main(argv)
+    assert trained == ["PGDAT"]  # Standard was reused, not retrained
+    assert result["runs"][0]["Standard"] == partial["runs"]["0"]["Standard"]
+    for row in result["runs"][0].values():
+        assert 0.0 <= row["in_distribution"]["autoattack_acc"] <= row["in_distribution"]["robust_acc"] + 1e-6
+        assert "autoattack_acc" not in row["under_shift"]  # AutoAttack on the clean test set only
+    assert json.loads(path.read_text())["complete"]
+
+    trained.clear()
+    example.main([*argv[:-2], "--epochs", "1", "--json", str(path)])  # other settings: nothing reused
+    assert trained == ["Standard", "PGDAT"]
