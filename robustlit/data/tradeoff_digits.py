@@ -81,7 +81,9 @@ class TradeoffDigitsDataModule(DigitsDataModule):
         noise_std: std of the additive pixel noise.
         occlusion: side of one random zeroed square per image (0: none).
         amplitude: pattern amplitude a (an Linf attack with eps >= 2a swaps the pattern).
-        agreement: probability q that the pattern shows the true class.
+        agreement: probability q that the pattern shows the true class (default 1: the pattern alone
+            predicts the label, so a model that reads it can be nearly perfect; q < 1 caps a pure pattern
+            reader at about q).
         data_seed: seed of the patterns, the degradation and the pattern draws.
         (others): see :class:`DigitsDataModule`.
     """
@@ -103,7 +105,7 @@ class TradeoffDigitsDataModule(DigitsDataModule):
         noise_std: NonNegativeFloat = 0.08,
         occlusion: NonNegativeInt = 0,
         amplitude: NonNegativeFloat = 0.05,
-        agreement: ClosedUnitInterval = 0.95,
+        agreement: ClosedUnitInterval = 1.0,
         data_seed: int = 0,
     ) -> None:
         super().__init__(batch_size, eval_batch_size, num_workers, seed, val_fraction, test_fraction, split_seed)
