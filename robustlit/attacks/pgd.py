@@ -60,7 +60,8 @@ def random_start(x: Tensor, eps: float, norm: Norm, kind: RandomStart, bounds: t
     return project(start, x, eps, norm, bounds)
 
 
-def _ascent_step(x_adv: Tensor, grad: Tensor, step_size: float, norm: Norm) -> Tensor:
+def ascent_step(x_adv: Tensor, grad: Tensor, step_size: float, norm: Norm) -> Tensor:
+    """One unprojected ascent step: x + a sign(g) (Linf) or x + a g / ||g||_2 (L2; Madry et al. 2018, eq. 2)."""
     if norm == "Linf":
         return x_adv + step_size * grad.sign()
     return x_adv + step_size * grad / (_per_example_norm(grad) + _TINY)
@@ -125,7 +126,7 @@ def _keep_every_success(
         for _ in range(steps):
             grad, logits, loss = _gradient(model, x_adv, loss_fn, eot_samples)
             record(x_adv, logits, loss)
-            x_adv = project(_ascent_step(x_adv, grad, step_size, norm), x, eps, norm, bounds)
+            x_adv = project(ascent_step(x_adv, grad, step_size, norm), x, eps, norm, bounds)
         with torch.no_grad():
             passes = [model(x_adv) for _ in range(eot_samples)]
             record(x_adv, sum(passes) / eot_samples, sum(loss_fn(z) for z in passes) / eot_samples)
@@ -196,7 +197,7 @@ def pgd_attack(
                     x_adv.requires_grad_(True)
                     loss = loss_fn(model(x_adv))
                     (grad,) = torch.autograd.grad(loss.sum(), x_adv)
-                x_adv = project(_ascent_step(x_adv.detach(), grad, step_size, norm), x, eps, norm, bounds)
+                x_adv = project(ascent_step(x_adv.detach(), grad, step_size, norm), x, eps, norm, bounds)
             if restarts <= 1:
                 return x_adv.detach()
             with torch.no_grad():

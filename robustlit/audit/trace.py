@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from robustlit.attacks.eval_mode import attack_mode
-from robustlit.attacks.pgd import project, random_start
+from robustlit.attacks.pgd import ascent_step, project, random_start
 from robustlit.attacks.threat_model import Norm
 from robustlit.audit.objectives import AttackLoss, attack_objective
 
@@ -87,14 +87,6 @@ def _gradient(
     return total / eot, interrupted
 
 
-def _step(x_adv: Tensor, grad: Tensor, step_size: float, norm: Norm) -> Tensor:
-    grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)  # never step to NaN
-    if norm == "Linf":
-        return x_adv + step_size * grad.sign()
-    scale = _flat_norm(grad).clamp_min(1e-12).view(-1, *([1] * (grad.dim() - 1)))
-    return x_adv + step_size * grad / scale
-
-
 def traced_pgd(
     model: nn.Module,
     x: Tensor,
@@ -149,7 +141,8 @@ def traced_pgd(
                 finite = torch.isfinite(grad).flatten(1).all(dim=1)
                 grad_finite[r, t] = finite
                 grad_norm[r, t] = torch.where(finite, _flat_norm(torch.nan_to_num(grad)), 0.0)
-                x_adv = project(_step(x_adv, grad, step_size, norm), x, eps, norm, bounds).detach()
+                safe_grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)  # never step to NaN
+                x_adv = project(ascent_step(x_adv, safe_grad, step_size, norm), x, eps, norm, bounds).detach()
             # classic PGD keeps the restart with the highest final loss (NaN never wins)
             better = losses[r, steps] > final_loss
             x_final[better] = x_adv[better]

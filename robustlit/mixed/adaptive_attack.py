@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robustlit.attacks.eval_mode import attack_mode
-from robustlit.attacks.pgd import project
+from robustlit.attacks.pgd import ascent_step, project
 from robustlit.attacks.pgd import random_start as start_point
 from robustlit.attacks.threat_model import Norm
 
@@ -67,13 +67,6 @@ def adaptive_mixture_loss(log_probs: Tensor, gamma_logit: Tensor, y: Tensor, bce
     gamma = gamma_logit.clamp(-GAMMA_CLAMP, GAMMA_CLAMP)
     bce = F.binary_cross_entropy_with_logits(gamma, torch.ones_like(gamma), reduction="none")
     return (1 - w) * ce + w * bce
-
-
-def _ascent_step(x_adv: Tensor, grad: Tensor, step_size: float, norm: Norm) -> Tensor:
-    if norm == "Linf":
-        return x_adv + step_size * grad.sign()
-    grad_norm = grad.flatten(1).norm(dim=1).view(-1, *([1] * (grad.dim() - 1)))
-    return x_adv + step_size * grad / (grad_norm + _TINY)
 
 
 def adaptive_pgd_attack(
@@ -129,5 +122,5 @@ def adaptive_pgd_attack(
                 if step == steps:
                     break
                 (grad,) = torch.autograd.grad(loss.sum(), x_adv)
-                x_adv = project(_ascent_step(point, grad, step_size, norm), x, eps, norm, bounds).detach()
+                x_adv = project(ascent_step(point, grad, step_size, norm), x, eps, norm, bounds).detach()
     return best.detach()
