@@ -31,8 +31,6 @@ __all__ = ["GAMMA_CLAMP", "AlphaExposed", "adaptive_mixture_loss", "adaptive_pgd
 #: (no gradient to follow anyway) and would otherwise make the loss infinite.
 GAMMA_CLAMP = 50.0
 
-_TINY = 1e-12
-
 
 class AlphaExposed(nn.Module):
     """Wraps a mixture: ``forward(x) = cat(log_probs, gamma_logit[:, None])``, shape (N, K + 1).
