@@ -59,9 +59,7 @@ def test_mnist_loads_real_format_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("module, classes", [(CIFAR10DataModule, 10), (CIFAR100DataModule, 100)])
-def test_cifar_loads_real_format_files(
-    tmp_path: Path, skip_cifar_checksums: None, module: type, classes: int
-) -> None:
+def test_cifar_loads_real_format_files(tmp_path: Path, skip_cifar_checksums: None, module: type, classes: int) -> None:
     write_fake_cifar(tmp_path, num_classes=classes)
     data = module(root=str(tmp_path), download=False, val_size=20, num_workers=0, batch_size=4)
     data.setup("fit")
