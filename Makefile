@@ -31,12 +31,13 @@ bench: $(STAMP)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 # Robustness and calibration of every method on digits, 3 seeds, mean ± std and paired tests against PGD-AT
-# (docs/calibration.md; about 2 h on a shared 2-core machine). SEEDS=5 for more seeds.
+# (docs/calibration.md; about 35 min on one CPU thread). SEEDS=5 for more seeds.
 SEEDS ?= 3
 compare-calibration: $(STAMP)
 	$(BIN)/python examples/compare_calibration.py --seeds $(SEEDS)
 
-# The digits table of every method: the same comparison with AutoAttack per model as well (about 6 h), written to JSON.
+# The digits table of every method: the same comparison plus AutoAttack on the clean test set (about 40 min on one
+# CPU thread), written to runs/digits_table.json after every (seed, method); rerunning resumes from it.
 digits-table: $(STAMP)
 	mkdir -p runs
 	$(BIN)/python examples/compare_calibration.py --seeds $(SEEDS) --autoattack --json runs/digits_table.json
