@@ -10,8 +10,9 @@ whose :meth:`~LogBarrierThreatModel.maximize` solves this problem instead of run
 
 Two solvers (docs/reweighting.md, "The inner problem: how accurately it is solved"):
 
-- ``tol=None`` (default): K fixed sign steps of size a (a budget like PGD's, no accuracy guarantee: sign
-  steps of fixed size end up oscillating at distance up to a around a maximiser);
+- ``tol=None`` (default): K fixed sign steps of size a (a budget like PGD's, and like the finite loop of
+  projected iterations of the paper's Algorithm 1, lines 5-7; no accuracy guarantee: sign steps of fixed
+  size end up oscillating at distance up to a around a maximiser);
 - ``tol`` > 0 (:func:`solve_log_barrier`): sign ascent with one step size per coordinate, halved whenever
   the coordinate's partial derivative changes sign (the maximiser along it was crossed); an example has
   converged when all its step sizes are below ``tol``. At most ``max_steps`` iterations; the returned

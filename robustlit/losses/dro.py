@@ -217,8 +217,9 @@ class DROWeights(InstanceWeighting):
     ``dro/log_u`` and ``dro/omega_mean`` (how hard this batch is relative to the running average).
 
     Args:
-        temperature: DRO temperature r > 0; ``None`` or ``math.inf``: uniform weights.
-        momentum: τ ∈ [0, 1] of the running normaliser (1 = plug-in minibatch estimate).
+        temperature: DRO temperature r > 0; ``None`` or ``math.inf``: uniform weights. The default 1.0 is
+            robustlit's choice (the paper's value could not be established; docs/reweighting.md).
+        momentum: τ ∈ [0, 1] of the running normaliser (1 = plug-in minibatch estimate); default 0.1, likewise.
         normalise_weights: rescale ω to mean 1 per batch (the plug-in weights |B| softmax(ℓ / r)).
         begin_epoch: first reweighted epoch.
         weighted_term: ``whole`` (default), ``robust`` or ``natural``.

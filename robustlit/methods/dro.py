@@ -16,7 +16,10 @@ max_δ ℓ(x + δ) + c Σ_k [log(ε − δ_k) + log(ε + δ_k)] (eq. 7), solved 
 :func:`robustlit.attacks.log_barrier.log_barrier_attack`.
 
 Deliberate simplification: the gradient treats x' as a constant (Danskin / first-order, as plain AT
-does); DONE's implicit-differentiation correction of the hypergradient is not implemented.
+does); DONE's implicit-differentiation correction of the hypergradient (CID, the paper's Algorithm 1) is not
+implemented. The defaults r = 1, τ = 0.1, c = 1e-3 are robustlit's choices: the paper's values could not be
+established (docs/reweighting.md, "What is and is not the paper's", with the reasons for each default and the
+size of the omitted term).
 """
 
 from __future__ import annotations
@@ -38,14 +41,16 @@ class DROAdversarialTraining(InstanceReweightedAT):
     """Adversarial training whose per-example weights solve a KL-regularised DRO problem (DONE).
 
     Args:
-        temperature: DRO temperature r > 0; ``null`` or ``.inf`` (``inf`` on the command line) gives uniform
-            weights, i.e. plain PGD-AT / TRADES.
-        momentum: τ ∈ [0, 1] of the running normaliser u_t (1 = plug-in minibatch estimate).
+        temperature: DRO temperature r > 0 (the KL weight of eq. 5; robustlit's default, the paper's value is
+            not established); ``null`` or ``.inf`` (``inf`` on the command line) gives uniform weights, i.e.
+            plain PGD-AT / TRADES.
+        momentum: τ ∈ [0, 1] of the running normaliser u_t (1 = plug-in minibatch estimate; robustlit's default).
         normalise_weights: rescale ω to mean 1 per batch (the plug-in weights |B|·softmax(ℓ/r); the
             running estimate then no longer affects the gradient). Default: SCGD weights as they are.
         inner_attack: ``pgd`` or ``log_barrier`` (Linf only).
-        barrier_weight: c ≥ 0 of the log-barrier attack.
-        barrier_tol: ``null`` (default): ``steps`` fixed sign steps (an approximation, docs/reweighting.md);
+        barrier_weight: c ≥ 0 of the log-barrier attack (eq. 7; robustlit's default).
+        barrier_tol: ``null`` (default): ``steps`` fixed sign steps, a fixed budget like the paper's loop of
+            projected iterations (Algorithm 1, lines 5-7) and accurate to about one step size (docs/reweighting.md);
             > 0: solve the barrier problem to this tolerance (backtracking sign ascent, step size below tol).
         barrier_max_steps: iteration cap of the tolerance solver.
         weighted_term: ``whole`` (default: DONE weights each example's whole loss), ``robust`` (e.g. only

@@ -9,12 +9,14 @@ import torch
 import torch.nn.functional as F
 
 from robustlit.losses.dro import (
+    DROWeights,
     RunningNormaliser,
     dro_objective,
     dro_weights,
     log_barrier_penalty,
     weighted_mean,
 )
+from robustlit.losses.instance_weights import LossTerms
 
 
 @pytest.fixture
@@ -199,3 +201,41 @@ def test_barrier_minimiser_stays_inside_and_tends_to_the_box_corner() -> None:
         assert gap < previous_gap
         previous_gap = gap
     assert previous_gap < 1e-2
+
+
+def test_paper_equations_on_a_hand_computed_toy_batch() -> None:
+    """Eq. 5 (w* = softmax(ℓ/r)), its value r log mean exp(ℓ/r), and the SCGD form of eq. 6, by hand.
+
+    r = 0.5 and losses chosen so that exp(ℓ/r) are small integers: batch 1 has exp(ℓ/r) = (1, 3), batch 2
+    has (5, 7). Then w* = (1/4, 3/4); F = 0.5 ln 2; u_1 = 2, ω = (1/2, 3/2); with τ = 1/4,
+    u_2 = 3/4 · 2 + 1/4 · 6 = 3 and ω = (5/3, 7/3).
+    """
+    r, tau = 0.5, 0.25
+    first = torch.tensor([0.0, r * math.log(3.0)], dtype=torch.float64)
+    second = torch.tensor([r * math.log(5.0), r * math.log(7.0)], dtype=torch.float64)
+
+    assert torch.allclose(dro_weights(first, r), torch.tensor([0.25, 0.75], dtype=torch.float64), atol=1e-12)
+    assert dro_objective(first, r).item() == pytest.approx(0.5 * math.log(2.0), abs=1e-12)
+
+    weighting = DROWeights(temperature=r, momentum=tau)
+    omega1 = weighting(_terms(first))
+    assert weighting.normaliser.value.item() == pytest.approx(2.0, rel=1e-6)
+    assert torch.allclose(omega1, torch.tensor([0.5, 1.5], dtype=torch.float64), rtol=1e-6)
+    omega2 = weighting(_terms(second))
+    assert weighting.normaliser.value.item() == pytest.approx(3.0, rel=1e-6)
+    assert torch.allclose(omega2, torch.tensor([5 / 3, 7 / 3], dtype=torch.float64), rtol=1e-6)
+    # The training loss (1/|B|) Σ ω_i ℓ_i, whose gradient is the SCGD estimate of ∇ r log g.
+    expected = (5 / 3 * second[0] + 7 / 3 * second[1]) / 2
+    assert weighted_mean(second, omega2).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def _terms(losses: torch.Tensor) -> LossTerms:
+    n = losses.numel()
+    return LossTerms(
+        natural=torch.zeros_like(losses),
+        robust=losses,
+        y=torch.zeros(n, dtype=torch.long),
+        logits_adv=torch.zeros(n, 2, dtype=losses.dtype),
+        kappa=torch.zeros(n, dtype=torch.long),
+        attack_steps=1,
+    )
