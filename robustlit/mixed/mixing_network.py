@@ -25,7 +25,13 @@ class MixingNetwork(nn.Module):
     raw score per example. Output head, as in the reference implementation:
 
     - training mode: the raw score is clamped to batch mean +- ``train_clamp_std`` * batch std
-      (bounds not differentiated), so the output batch norm sees no outliers;
+      (bounds not differentiated), so the output batch norm sees no outliers. With
+      ``clamp_gradient="straight_through"`` (default) the clamp acts on the forward values only and
+      passes the gradient of every example through unchanged; ``"zero"`` is the reference code's
+      ``torch.clamp``, whose gradient is 0 outside the bounds: the examples scored on the wrong side
+      of the batch (attacked inputs whose gamma the training attack pushed down, clean inputs scored
+      high) then get no gradient, which stalled training on the trade-off digits
+      (docs/mixed_classifier.md);
     - ``BatchNorm1d(1, affine=False, momentum=0.01)``;
     - ``gamma = bn * gamma_scale + gamma_bias`` (``eval_gamma_scale`` / ``eval_gamma_bias`` in eval
       mode when given), ``alpha = sigmoid(gamma)``;
@@ -37,6 +43,8 @@ class MixingNetwork(nn.Module):
             in the order the features are passed to :meth:`forward` (standard model's first).
         width: common projection width.
         depth: number of 3x3 conv + ReLU layers after the sum.
+        train_clamp_std: half-width of the training-mode clamp in batch standard deviations (None: no clamp).
+        clamp_gradient: ``"straight_through"`` or ``"zero"`` (the reference code's), see above.
     """
 
     def __init__(
@@ -51,6 +59,7 @@ class MixingNetwork(nn.Module):
         alpha_min: float = 0.0,
         alpha_max: float = 1.0,
         train_clamp_std: float | None = 0.6,
+        clamp_gradient: str = "straight_through",
     ) -> None:
         super().__init__()
         if len(in_channels) == 0:
@@ -68,7 +77,10 @@ class MixingNetwork(nn.Module):
         self.body = nn.Sequential(*layers)
         self.linear = nn.Linear(width, 1, bias=False)
         self.bn = nn.BatchNorm1d(1, affine=False, momentum=0.01)
+        if clamp_gradient not in ("straight_through", "zero"):
+            raise ValueError(f"clamp_gradient must be 'straight_through' or 'zero'; got {clamp_gradient!r}")
         self.train_clamp_std = train_clamp_std
+        self.clamp_gradient = clamp_gradient
         # Buffers so that tuned head settings travel with the state dict.
         self.register_buffer("gamma_scale", torch.tensor(float(gamma_scale)))
         self.register_buffer("gamma_bias", torch.tensor(float(gamma_bias)))
@@ -119,7 +131,10 @@ class MixingNetwork(nn.Module):
         if self.training and self.train_clamp_std is not None and raw.shape[0] > 1:
             with torch.no_grad():
                 mean, std = raw.mean(), raw.std()
-            raw = torch.clamp(raw, mean - self.train_clamp_std * std, mean + self.train_clamp_std * std)
+            clamped = torch.clamp(raw, mean - self.train_clamp_std * std, mean + self.train_clamp_std * std)
+            # straight-through: clamped values forward, the identity's gradient backward
+            straight = getattr(self, "clamp_gradient", "zero") == "straight_through"
+            raw = raw + (clamped - raw).detach() if straight else clamped
         normed = self.bn(raw.unsqueeze(1)).squeeze(1)
         if head == "train" or (head is None and self.training):
             gamma_logit = normed * self.gamma_scale + self.gamma_bias

@@ -9,7 +9,7 @@ is trained, with the recipe described in docs/mixed_classifier.md.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from jsonargparse.typing import (
@@ -84,6 +84,10 @@ class MixedClassifierModule(RobustClassifier):
             uses e.g. [0.84, 0.99]: the mixture leans on h and g only tips uncertain examples).
         head_momentum: momentum of the output batch norm's running statistics, which eval mode uses
             (paper: 0.01 over thousands of steps; 0.1 suits a few hundred steps).
+        train_clamp_std, clamp_gradient: the training-mode clamp of the raw score before the output batch
+            norm (batch mean +- ``train_clamp_std`` std; None: no clamp) and its gradient:
+            ``"straight_through"`` (every example keeps its gradient) or ``"zero"`` (the reference code's
+            ``torch.clamp``: none for the examples outside the bounds); see :class:`MixingNetwork`.
         scale_std, scale_rob: logit temperatures s_g, s_h.
         eps, norm: training threat model of the randomised attack.
         eps_scale: per-example eps multiplier range (paper: U(0.4, 1.1)).
@@ -116,6 +120,8 @@ class MixedClassifierModule(RobustClassifier):
         eval_gamma_bias: float | None = None,
         alpha_range: tuple[ClosedUnitInterval, ClosedUnitInterval] = (0.0, 1.0),
         head_momentum: ClosedUnitInterval = 0.1,
+        train_clamp_std: PositiveFloat | None = 0.6,
+        clamp_gradient: Literal["straight_through", "zero"] = "straight_through",
         scale_std: PositiveFloat = 1.0,
         scale_rob: PositiveFloat = 1.0,
         eps: NonNegativeFloat = 8 / 255,
@@ -179,6 +185,8 @@ class MixedClassifierModule(RobustClassifier):
                 eval_gamma_bias=eval_gamma_bias,
                 alpha_min=alpha_range[0],
                 alpha_max=alpha_range[1],
+                train_clamp_std=train_clamp_std,
+                clamp_gradient=clamp_gradient,
             )
             network.bn.momentum = head_momentum
         mixture = MixedClassifier(

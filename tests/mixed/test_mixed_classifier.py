@@ -12,7 +12,7 @@ from torch import nn
 
 from robustlit.mixed.classifier import MixedClassifier
 from robustlit.mixed.feature_tap import FeatureTap
-from robustlit.mixed.loss import mixing_network_loss
+from robustlit.mixed.loss import mixing_bce_loss, mixing_network_loss
 from robustlit.mixed.mixing_network import MixingNetwork
 from robustlit.mixed.mixing_rule import mix_log_probs
 
@@ -134,6 +134,43 @@ def test_training_mode_clamps_the_raw_score_then_batch_normalises():
     normed = (clamped - clamped.mean()) / torch.sqrt(clamped.var(unbiased=False) + net.bn.eps)
     _, gamma = net(feats)
     torch.testing.assert_close(gamma, normed * 2.0 + 0.4, atol=1e-5, rtol=1e-5)
+
+
+def _raw_score_gradient(net: MixingNetwork, raw: torch.Tensor, attacked: torch.Tensor) -> torch.Tensor:
+    """Gradient of the detector BCE with respect to the raw score, in training mode (score fed directly)."""
+    raw = raw.clone().requires_grad_(True)
+    net.score = lambda features: raw  # the head (clamp, batch norm, scale and bias) is what is tested
+    _, gamma = net([torch.zeros(len(raw), 3)])
+    mixing_bce_loss(gamma, attacked).backward()
+    return raw.grad
+
+
+def test_training_clamp_keeps_the_gradient_of_examples_outside_its_bounds():
+    # Regression: with torch.clamp's own gradient (the reference code's), an example whose raw score lies
+    # outside batch mean +- 0.6 std got no gradient at all, and those are the examples on the wrong side: an
+    # attacked input whose gamma the training attack pushed down, a clean input scored high. On the trade-off
+    # digits the detector then never learned (docs/mixed_classifier.md).
+    torch.manual_seed(0)
+    attacked = torch.arange(64) % 2 == 0
+    raw = torch.randn(64)
+    raw[0], raw[1] = -5.0, 5.0  # an attacked example scored far too low, a clean one far too high
+    lo, hi = raw.mean() - 0.6 * raw.std(), raw.mean() + 0.6 * raw.std()
+    outside = (raw < lo) | (raw > hi)
+    assert outside[0] and outside[1] and outside.sum() > 10
+    grad = _raw_score_gradient(MixingNetwork([3], width=4, train_clamp_std=0.6), raw, attacked)
+    assert grad[0] < 0 and grad[1] > 0  # gradient descent raises the attacked score and lowers the clean one
+    assert (grad[outside] != 0).all()
+    # the reference code's gradient, still available: nothing reaches the examples outside the bounds
+    reference = _raw_score_gradient(MixingNetwork([3], width=4, clamp_gradient="zero"), raw, attacked)
+    assert (reference[outside] == 0).all() and (reference[~outside] != 0).any()
+    # forward values are the same either way (the batch norm sees the clamped scores)
+    torch.manual_seed(1)
+    feats = [torch.randn(32, 3, 4, 4)]
+    straight, zero = MixingNetwork([3], width=4), MixingNetwork([3], width=4, clamp_gradient="zero")
+    zero.load_state_dict(straight.state_dict())
+    torch.testing.assert_close(straight(feats)[1], zero(feats)[1])
+    with pytest.raises(ValueError, match="clamp_gradient"):
+        MixingNetwork([3], clamp_gradient="identity")
 
 
 def test_base_models_stay_in_eval_mode_and_frozen():
