@@ -7,6 +7,7 @@ smoothing), in a simplified form described in docs/mixed_classifier.md. Pure tor
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -59,7 +60,7 @@ class MixingNetwork(nn.Module):
         alpha_min: float = 0.0,
         alpha_max: float = 1.0,
         train_clamp_std: float | None = 0.6,
-        clamp_gradient: str = "straight_through",
+        clamp_gradient: Literal["straight_through", "zero"] = "straight_through",
     ) -> None:
         super().__init__()
         if len(in_channels) == 0:
