@@ -45,7 +45,7 @@ digits-table: $(STAMP)
 # Standard base, PGD-AT base, learned mixture and MixedNUTS on the trade-off digits (docs/tradeoff.md),
 # one table on the test split: clean, AutoAttack, APGD-100, adaptive APGD-CE / APGD-T, per-example worst case.
 mixed-tradeoff: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/python examples/mixed_digits.py --benchmark tradeoff
+	OMP_NUM_THREADS=1 $(BIN)/python examples/mixed_digits.py --benchmark tradeoff --seeds $(SEEDS)
 
 clean:
 	rm -rf runs lightning_logs .pytest_cache
