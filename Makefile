@@ -43,7 +43,7 @@ digits-table: $(STAMP)
 	$(BIN)/python examples/compare_calibration.py --seeds $(SEEDS) --autoattack --json runs/digits_table.json
 
 # Standard base, PGD-AT base, learned mixture and MixedNUTS on the trade-off digits (docs/tradeoff.md),
-# one table on the test split: clean, AutoAttack, APGD-100, adaptive APGD-CE / APGD-T, per-example worst case.
+# one table on the test split over 3 seeds (SEEDS=N): clean, AutoAttack, APGD-50, adaptive APGD-CE / APGD-T, per-example worst case.
 mixed-tradeoff: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python examples/mixed_digits.py --benchmark tradeoff --seeds $(SEEDS)
 
