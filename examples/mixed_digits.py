@@ -9,8 +9,11 @@
 (Linf eps 0.1) bases from configs/digits_tradeoff/{standard,pgd_at}.yaml, the learned mixture
 (configs/digits_tradeoff/mixed.yaml) and MixedNUTS calibrated and evaluated through the CLI
 (``robustlit test --config configs/digits_tradeoff/mixednuts.yaml``); then one table on the 270 test images:
-clean accuracy, standard AutoAttack, APGD-100, the adaptive APGD-CE / APGD-T through alpha (MixedNUTS: through
-the surrogate of its hard max) and the per-example worst case. Written to checkpoints/tradeoff_table.json.
+clean accuracy, standard AutoAttack, APGD-50 (``--steps``), the adaptive APGD-CE / APGD-T through alpha
+(MixedNUTS: through the surrogate of its hard max) and the per-example worst case. ``--seeds N`` (default 3)
+repeats everything for seeds 0..N-1 (``--seed_everything s --data.init_args.seed s``; seed s > 0 writes
+``checkpoints/tradeoff_*_seed<s>.ckpt``) and prints mean ± std per cell and the goals per seed. Written to
+checkpoints/tradeoff_table.json.
 
 Stages: (1) ``robustlit fit`` of configs/digits/standard.yaml and configs/digits/trades.yaml, best
 checkpoints copied to checkpoints/digits_standard.ckpt and checkpoints/digits_trades.ckpt (the paths
