@@ -60,6 +60,7 @@ from robustlit.methods.pgd_at import PGDAT
 from robustlit.methods.standard import Standard
 from robustlit.methods.trades import TRADES
 from robustlit.models import SmallCNN
+from robustlit.utils.atomic import write_text_atomically
 
 METHODS = (
     "Standard",
@@ -526,11 +527,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    """Write ``data`` to a temporary file next to ``path``, then rename it over ``path`` (never half written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
+    """Write ``data`` as JSON, atomically: a stopped run never leaves a half-written file."""
+    write_text_atomically(path, json.dumps(data, indent=2))
 
 
 if __name__ == "__main__":

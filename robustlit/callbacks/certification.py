@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,22 +30,13 @@ from robustlit.certify.report import (
 )
 from robustlit.certify.sigma import ConstantSigma, SigmaFunction
 from robustlit.certify.smoothing import ABSTAIN, NonFiniteLogitsError, SmoothedClassifier
+from robustlit.utils.atomic import atomic_target, write_text_atomically
 from robustlit.utils.config_types import FinitePositiveFloat
 from robustlit.utils.distributed import gather_objects, world
 from robustlit.utils.fingerprint import model_fingerprint
 from robustlit.utils.finite import NonFiniteOutputError
 
 DEFAULT_RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to a process-unique temporary file next to ``path``, then ``os.replace``."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _no_barrier() -> None:
@@ -353,7 +342,7 @@ class Certification(EvaluationCallback):
                 for old in [path, meta_path, *self._parts(path)]:
                     old.unlink(missing_ok=True)
             if not meta_path.exists():
-                _write_atomically(meta_path, json.dumps(meta, indent=2))
+                write_text_atomically(meta_path, json.dumps(meta, indent=2))
         barrier()
         stored = json.loads(meta_path.read_text())
         if stored != meta:
@@ -375,15 +364,11 @@ class Certification(EvaluationCallback):
         """Rank 0 rewrites the log with every row sorted by idx (atomically) and removes the parts."""
         barrier()
         if world()[0] == 0:
-            # a name unique to this process: two jobs sharing the folder never write the same temporary file
-            tmp = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-            try:
+            # a temporary name unique to this process: two jobs sharing the folder never write the same file
+            with atomic_target(path) as tmp:
                 with CertificationWriter(tmp, resume=False, preamble=self.tsv_preamble()) as writer:
                     for idx in sorted(rows):
                         writer.append_row(rows[idx])
-                os.replace(tmp, path)
-            finally:
-                tmp.unlink(missing_ok=True)
             for part in self._parts(path):
                 part.unlink(missing_ok=True)
         barrier()

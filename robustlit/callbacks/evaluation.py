@@ -20,8 +20,6 @@ A concrete evaluation implements only what is its own:
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -40,6 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from robustlit.attacks.eval_mode import check_gradients_available
 from robustlit.utils import distributed
+from robustlit.utils.atomic import atomic_target
 from robustlit.utils.batch_checks import check_evaluation_batch
 from robustlit.utils.fingerprint import model_fingerprint
 from robustlit.utils.finite import check_finite_logits, guard_outputs
@@ -415,15 +414,11 @@ class EvaluationCallback(Callback):
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file unique to this process (pid and a random suffix) in the same
-    folder, then ``os.replace``: concurrent writers of the same file never clash, readers see whole files."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
+    """``torch.save`` to a temporary file unique to this process in the same folder, then ``os.replace``
+    (:func:`~robustlit.utils.atomic.atomic_target`): concurrent writers of the same file never clash, readers
+    see whole files. No fsync: a per-batch cache, recomputed if a crash loses it."""
+    with atomic_target(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def send_figure(logger: object, name: str, figure: Figure, step: int) -> None:

@@ -16,7 +16,6 @@ would unpickle whatever the file holds).
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,22 +23,16 @@ from typing import Any
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from robustlit.utils.atomic import atomic_target
 from robustlit.utils.integrity import unreadable_checkpoint
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` to a process-unique temporary file next to ``path``, flushed to disk, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    try:
-        with tmp.open("wb") as stream:
-            torch.save(obj, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_target(path) as tmp, tmp.open("wb") as stream:
+        torch.save(obj, stream)
+        stream.flush()
+        os.fsync(stream.fileno())
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
