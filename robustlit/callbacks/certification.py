@@ -29,7 +29,7 @@ from robustlit.certify.report import (
     read_rows,
 )
 from robustlit.certify.sigma import ConstantSigma, SigmaFunction
-from robustlit.certify.smoothing import ABSTAIN, NonFiniteLogitsError, SmoothedClassifier
+from robustlit.certify.smoothing import ABSTAIN, CertifyResult, NonFiniteLogitsError, SmoothedClassifier
 from robustlit.utils.atomic import atomic_target, write_text_atomically
 from robustlit.utils.config_types import FinitePositiveFloat
 from robustlit.utils.distributed import gather_objects, world
@@ -37,6 +37,12 @@ from robustlit.utils.fingerprint import model_fingerprint
 from robustlit.utils.finite import NonFiniteOutputError
 
 DEFAULT_RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def _row(idx: int, label: int, result: CertifyResult, seconds: float) -> CertificationRow:
+    """The TSV row of one certificate; an abstention (predict -1) is never correct."""
+    correct = int(result.prediction == label and result.prediction != ABSTAIN)
+    return CertificationRow(idx, label, result.prediction, result.radius, correct, seconds)
 
 
 def _no_barrier() -> None:
@@ -304,8 +310,7 @@ class Certification(EvaluationCallback):
             return
         elapsed = (time.perf_counter() - start) / len(group)
         for idx, (_, label), result in zip(group, examples, results, strict=True):
-            correct = int(result.prediction == label and result.prediction != ABSTAIN)
-            yield CertificationRow(idx, label, result.prediction, result.radius, correct, elapsed)
+            yield _row(idx, label, result, elapsed)
 
     def _certify_one(self, smoothed: SmoothedClassifier, dataset: Dataset, idx: int) -> CertificationRow:
         x, label = self._example(dataset, idx)
@@ -321,9 +326,7 @@ class Certification(EvaluationCallback):
             ) from error
         except ValueError as error:  # a NaN or out-of-range input: name the example
             raise ValueError(f"Certification: dataset index {idx}: {error}") from error
-        elapsed = time.perf_counter() - start
-        correct = int(result.prediction == label and result.prediction != ABSTAIN)
-        return CertificationRow(idx, label, result.prediction, result.radius, correct, elapsed)
+        return _row(idx, label, result, time.perf_counter() - start)
 
     def _prepare_log(
         self, path: Path, sigma: SigmaFunction, model: nn.Module, barrier: Callable[[], None]
