@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from robustlit.attacks.eps import Eps, check_eps
 from robustlit.attacks.registry import build_attack
 from robustlit.attacks.spec import AttackSpec
 from robustlit.audit import AuditReport, robustness_curve_figure
@@ -28,6 +29,11 @@ from robustlit.metrics.worst_class import (
     worst_fraction_class_accuracy,
 )
 from robustlit.utils import distributed
+
+
+def spec_record(spec: AttackSpec) -> dict[str, Any]:
+    """An attack's fields for the JSON summary: ``eps`` as a number and ``eps_text`` as written (``8/255``)."""
+    return {**asdict(spec), "eps": float(spec.eps), "eps_text": str(Eps(spec.eps))}
 
 
 class AdversarialEvaluation(EvaluationCallback):
@@ -66,7 +72,8 @@ class AdversarialEvaluation(EvaluationCallback):
             PGD, APGD, FGSM, FAB, CW; AutoAttack and Square only when named).
         audit_square_queries: queries of the audit's black-box check (Square on the examples the audited
             attack declared robust; 0 skips it).
-        curve_eps: radii of the robustness curves (accuracy against eps; ``None``: no curve), written as
+        curve_eps: radii of the robustness curves (accuracy against eps; ``None``: no curve; numbers or
+            fractions such as ``8/255``), written as
             ``robustness_curve_<stage>.png/.json`` and sent to loggers with an image API.
         curve_attacks: the attacks rerun at every radius of ``curve_eps`` (their ``eps`` is replaced;
             ``None``: the configured attacks). Per example the worst case over the radii up to eps is kept,
@@ -92,7 +99,7 @@ class AdversarialEvaluation(EvaluationCallback):
         audit_examples: NonNegativeInt = 0,
         audit_attacks: list[str] | None = None,
         audit_square_queries: NonNegativeInt = 1000,
-        curve_eps: list[float] | None = None,
+        curve_eps: list[Eps] | None = None,
         curve_attacks: list[AttackSpec] | None = None,
     ) -> None:
         if not attacks:
@@ -107,13 +114,26 @@ class AdversarialEvaluation(EvaluationCallback):
         self.worst_fraction = worst_fraction
         self.audit_examples, self.audit_square_queries = audit_examples, audit_square_queries
         self.audited = audit_targets(self.attacks, audit_attacks) if audit_examples > 0 else []
-        if curve_eps is not None and (not curve_eps or not all(0 <= e <= 1 for e in curve_eps)):
-            raise ValueError(f"curve_eps must be a non-empty list of radii in [0, 1]; got {curve_eps}")
-        self.curve_eps = sorted(float(e) for e in curve_eps) if curve_eps is not None else None
+        if curve_eps is not None and not curve_eps:
+            raise ValueError("curve_eps must be a non-empty list of radii (or null for no curve)")
+        self.curve_eps = sorted(Eps(e) for e in curve_eps) if curve_eps is not None else None
         self.curve_attacks = list(curve_attacks) if curve_attacks is not None else list(self.attacks)
+        for spec in self.curve_attacks:
+            for eps in self.curve_eps or []:
+                check_eps(eps, spec.norm, where="AdversarialEvaluation.curve_eps")
+
+    def check_radii(self, dataset: Dataset, bounds: tuple[float, float] | None) -> None:
+        """Hold every radius to its norm's range for this data (L2: sqrt(d) * width; docs/evaluation.md)."""
+        shape = tuple(dataset[0][0].shape) if len(dataset) else None  # type: ignore[arg-type]
+        for spec in self.attacks:
+            check_eps(spec.eps, spec.norm, bounds, shape, where=f"AdversarialEvaluation attack {spec.metric_name}")
+        for spec in self.curve_attacks if self.curve_eps is not None else []:
+            for eps in self.curve_eps:  # type: ignore[union-attr]
+                check_eps(eps, spec.norm, bounds, shape, where="AdversarialEvaluation.curve_eps")
 
     def evaluate(self, model: torch.nn.Module, dataset: Dataset, num_classes: int, bounds, device) -> dict:  # noqa: ANN001
         """Attack the first ``num_examples`` of ``dataset``; returns the gathered summary (all ranks)."""
+        self.check_radii(dataset, bounds)
         attacks = [build_attack(s, model, num_classes, bounds, self.batch_size) for s in self.attacks]
         curves = None
         if self.curve_eps is not None:
@@ -137,7 +157,7 @@ class AdversarialEvaluation(EvaluationCallback):
 
         tag = "-".join(a.metric_name for a in self.attacks)
         if self.curve_eps is not None:  # a short, stable key of the curve's attacks and radii
-            curve_key = repr(([a.metric_name for a in self.curve_attacks], self.curve_eps)).encode()
+            curve_key = repr(([a.metric_name for a in self.curve_attacks], [float(e) for e in self.curve_eps])).encode()
             tag += "-curve" + hashlib.sha256(curve_key).hexdigest()[:12]
         columns = self.collect(dataset, batch, device, bounds, cache_model=model, cache_tag=tag)
         summary = self.summarise(columns, num_classes)
@@ -165,7 +185,7 @@ class AdversarialEvaluation(EvaluationCallback):
             "worst_fraction": self.worst_fraction,
             "attacks": {},
         }
-        named = [(s.metric_name, robust[:, k], asdict(s)) for k, s in enumerate(self.attacks)]
+        named = [(s.metric_name, robust[:, k], spec_record(s)) for k, s in enumerate(self.attacks)]
         named.append(("ensemble", robust.all(dim=1), {"name": "ensemble", "of": [s.metric_name for s in self.attacks]}))
         for name, ok, spec in named:
             per_class = per_class_accuracy(ok, label, num_classes)

@@ -371,7 +371,8 @@ class EvaluationCallback(Callback):
     def _cache_root(self, model: nn.Module | None, n: int, tag: str) -> Path | None:
         if self.cache_dir is None or model is None:
             return None
-        leaf = f"n{n}-bs{self.batch_size}-seed{self.seed}" + (f"-{tag}" if tag else "")
+        # a radius written as a fraction (8/255) names an attack with a slash: not a folder separator here
+        leaf = f"n{n}-bs{self.batch_size}-seed{self.seed}" + (f"-{tag.replace('/', 'over')}" if tag else "")
         return self.cache_dir / type(self).__name__ / f"model-{model_fingerprint(model)}" / leaf
 
     # ---- reports ---------------------------------------------------------------------------------

@@ -17,6 +17,12 @@ def budget(spec: dict) -> str:
     return {"autoattack": "std", "fgsm": "1", "square": queries}.get(name, str(spec.get("steps", "")))
 
 
+def eps_label(spec: dict) -> str:
+    """The radius as written when it was a fraction (``8/255``), else four significant digits."""
+    text = str(spec.get("eps_text", ""))
+    return text if "/" in text else f"{spec['eps']:.4g}"
+
+
 def print_robustness_table(summary: dict, title: str, console: Console | None = None) -> None:
     """One row for clean accuracy, one per attack (its metric name -- which shows the loss, restarts and EOT --,
     norm, eps, budget, restarts), one for the per-example worst case over all attacks. An accuracy whose
@@ -37,7 +43,7 @@ def print_robustness_table(summary: dict, title: str, console: Console | None = 
             table.add_row("all (per-example worst)", "", "", "", "", *_accs(res), style="bold")
             continue
         restarts = "std" if spec["name"] == "autoattack" else str(spec["restarts"])
-        table.add_row(name, spec["norm"], f"{spec['eps']:.4g}", budget(spec), restarts, *_accs(res))
+        table.add_row(name, spec["norm"], eps_label(spec), budget(spec), restarts, *_accs(res))
         if res.get("audit"):
             audits.append(AuditReport.from_dict(res["audit"]))
     console.print(table)

@@ -14,9 +14,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, PositiveInt
+from jsonargparse.typing import NonNegativeFloat, PositiveInt
 from torch import Tensor
 
+from robustlit.attacks.eps import EIGHT_OVER_255, Eps
 from robustlit.attacks.pgd import LossFn
 from robustlit.attacks.threat_model import Norm, RandomStart, ThreatModel
 from robustlit.losses.instance_weights import InstanceWeighting, LossTerms, counting_objective
@@ -33,7 +34,8 @@ class AdversarialTraining(RobustClassifier):
     fraction), plus the strategy's own values; :attr:`last_weights` keeps the last batch's p.
 
     Args:
-        eps: radius of the training threat model, in [0, 1] pixel units.
+        eps: radius of the training threat model in pixel units, a number or a fraction (``8/255``); ``Linf``:
+            at most 1, ``L2``: at most sqrt(d) for inputs of d values in [0, 1] (docs/evaluation.md).
         step_size: PGD step size ``a``.
         steps: PGD iterations ``K``.
         norm: ``Linf`` or ``L2``.
@@ -50,7 +52,7 @@ class AdversarialTraining(RobustClassifier):
 
     def __init__(
         self,
-        eps: ClosedUnitInterval = 8 / 255,
+        eps: Eps = EIGHT_OVER_255,
         step_size: NonNegativeFloat = 2 / 255,
         steps: PositiveInt = 10,
         norm: Norm = "Linf",
