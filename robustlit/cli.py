@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
@@ -17,10 +19,19 @@ import robustlit.models  # noqa: F401
 from robustlit.callbacks.adversarial_evaluation import AdversarialEvaluation
 from robustlit.callbacks.checkpoint import best_and_last_checkpoints
 from robustlit.callbacks.configured_optimizer import ConfiguredOptimizerOnResume
+from robustlit.cli_errors import (
+    TRACEBACK_ENV,
+    RobustLitParser,
+    build_error,
+    print_error,
+    strip_traceback_flag,
+    traceback_requested,
+)
 from robustlit.data.base import RobustDataModule
 from robustlit.methods.base import RobustClassifier
 from robustlit.utils.checkpoint_io import AtomicCheckpointIO
-from robustlit.utils.integrity import unreadable_checkpoint
+from robustlit.utils.errors import FieldError
+from robustlit.utils.integrity import CheckpointError, unreadable_checkpoint
 from robustlit.utils.quiet import silence_third_party_noise
 from robustlit.utils.run_paths import place_outputs_under_root, reuse_run_version
 from robustlit.utils.seeding import BatchSeed
@@ -69,6 +80,18 @@ class RobustLitCLI(LightningCLI):
             if not ckpt_path:
                 raise
             raise unreadable_checkpoint(ckpt_path, error) from None
+
+    def instantiate_classes(self) -> None:
+        """As LightningCLI's; a model, data module or callback that fails while being built is reported as one
+        :class:`~robustlit.utils.errors.FieldError` naming its config key (``robustlit.cli_errors``)."""
+        try:
+            super().instantiate_classes()
+        except (FieldError, CheckpointError):
+            raise
+        except Exception as error:  # noqa: BLE001 - any constructor's error is the user's input to fix
+            if traceback_requested():
+                raise
+            raise build_error(error) from error
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -120,6 +143,7 @@ def main(args: list[str] | None = None, run: bool = True) -> RobustLitCLI:
         RobustDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
+        parser_class=RobustLitParser,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
         trainer_defaults={
@@ -134,14 +158,36 @@ def main(args: list[str] | None = None, run: bool = True) -> RobustLitCLI:
     )
 
 
-def console_main() -> int:
-    """Entry point of the ``robustlit`` console script: exit status 0 on success.
+def console_main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``robustlit`` console script: exit status 0 on success, 2 on bad input, 1 on a failed run.
 
-    A wrong config exits 2 (jsonargparse's ``parser.error``); an exception during the run propagates
-    and Python exits 1 with its traceback. Returning the CLI object itself to ``sys.exit`` would make
-    every success exit 1, which is what an earlier version did.
+    ``robustlit evaluate ...`` is :mod:`robustlit.evaluation.command`; everything else is the LightningCLI. A wrong
+    config value exits 2 with one line (``RobustLitParser.error``), and so does a model, data module or checkpoint
+    that cannot be built or read (:class:`FieldError`, :class:`CheckpointError`); an exception during the run
+    propagates and Python exits 1 with its traceback. ``--traceback`` (or ``ROBUSTLIT_TRACEBACK=1``) shows the
+    whole message and traceback of bad input too. Returning the CLI object itself to ``sys.exit`` would make every
+    success exit 1, which is what an earlier version did.
     """
-    main()
+    args, full = strip_traceback_flag(list(sys.argv[1:] if argv is None else argv))
+    if full:
+        os.environ[TRACEBACK_ENV] = "1"
+    if args[:1] == ["evaluate"]:
+        from robustlit.evaluation.command import main as evaluate_main
+
+        return evaluate_main(args[1:])
+    if argv is None:
+        sys.argv[1:] = args  # LightningCLI reads sys.argv (given both, it warns)
+    try:
+        main(args if argv is not None else None)
+    except SystemExit as exit_:
+        if args[:1] in (["-h"], ["--help"]) and exit_.code in (0, None):
+            print("\nrobustlit evaluate --help: evaluate a model file on a dataset in one command (docs/evaluation.md)")
+        raise
+    except (FieldError, CheckpointError) as error:
+        if traceback_requested():
+            raise
+        field = "ckpt_path: " if isinstance(error, CheckpointError) else ""
+        return print_error(f"{field}{error}", 2)
     return 0
 
 

@@ -36,6 +36,27 @@ def spec_record(spec: AttackSpec) -> dict[str, Any]:
     return {**asdict(spec), "eps": float(spec.eps), "eps_text": str(Eps(spec.eps))}
 
 
+def per_class_figure_of(summary: dict, context: str) -> tuple[Figure, dict]:
+    """The per-class figure of a summary (clean bar, every attack, n per class, UNRELIABLE marked) and its data."""
+    per_class = {name: res["per_class_robust_acc"] for name, res in summary["attacks"].items()}
+    unreliable = [name for name, res in summary["attacks"].items() if res.get("unreliable")]
+    clean, counts = summary.get("per_class_clean_acc"), summary.get("per_class_count")
+    title = f"{context}: accuracy per class ({summary['num_examples']} examples)"
+    figure = per_class_figure(per_class, title, clean=clean, counts=counts, unreliable=unreliable)
+    data = {"clean": clean, "count": counts, "robust": per_class, "unreliable": unreliable}
+    return figure, data
+
+
+def headline_point(summary: dict) -> dict | None:
+    """Standard AutoAttack's (norm, eps, robust accuracy) for the robustness curve's marker; None if it did not run."""
+    for res in summary["attacks"].values():
+        spec = res.get("spec") or {}
+        if spec.get("name") == "autoattack":
+            label = f"AutoAttack {res['robust_acc']:.1%} (headline)"
+            return {"norm": spec["norm"], "eps": float(spec["eps"]), "accuracy": res["robust_acc"], "label": label}
+    return None
+
+
 class AdversarialEvaluation(EvaluationCallback):
     """Run attacks on the first ``num_examples`` validation/test examples and log robust accuracy.
 
@@ -161,6 +182,7 @@ class AdversarialEvaluation(EvaluationCallback):
             tag += "-curve" + hashlib.sha256(curve_key).hexdigest()[:12]
         columns = self.collect(dataset, batch, device, bounds, cache_model=model, cache_tag=tag)
         summary = self.summarise(columns, num_classes)
+        summary["dataset_size"] = len(dataset)  # type: ignore[arg-type]  (the protocol's example count: results/)
         if curves is not None:
             summary["curves"] = summarise_curves(
                 self.curve_attacks, self.curve_eps, columns["clean"], columns["curve_broken"]
@@ -183,6 +205,8 @@ class AdversarialEvaluation(EvaluationCallback):
             "num_examples": int(label.numel()),
             "clean_acc": columns["clean"].float().mean().item(),
             "worst_fraction": self.worst_fraction,
+            "per_class_clean_acc": per_class_accuracy(columns["clean"], label, num_classes).tolist(),
+            "per_class_count": torch.bincount(label.long(), minlength=num_classes).tolist(),
             "attacks": {},
         }
         named = [(s.metric_name, robust[:, k], spec_record(s)) for k, s in enumerate(self.attacks)]
@@ -212,12 +236,11 @@ class AdversarialEvaluation(EvaluationCallback):
         return log
 
     def figures(self, summary: dict, stage: str, epoch: int) -> dict[str, tuple[Figure, Any]]:
-        per_class = {name: res["per_class_robust_acc"] for name, res in summary["attacks"].items()}
-        title = f"{stage}: robust accuracy per class ({summary['num_examples']} examples, epoch {epoch})"
-        out = {"per_class_robust_acc": (per_class_figure(per_class, title), per_class)}
+        out = {"per_class_robust_acc": per_class_figure_of(summary, f"{stage}, epoch {epoch}")}
         if summary.get("curves"):
             title = f"{stage}: accuracy against eps ({summary['num_examples']} examples, epoch {epoch})"
-            out["robustness_curve"] = (robustness_curve_figure(summary["curves"], title), summary["curves"])
+            figure = robustness_curve_figure(summary["curves"], title, headline=headline_point(summary))
+            out["robustness_curve"] = (figure, summary["curves"])
         return out
 
     def audit_reports(self, summary: dict) -> dict[str, AuditReport]:

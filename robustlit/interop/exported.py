@@ -21,6 +21,7 @@ from torch import nn
 
 from robustlit.interop.source import build_architecture
 from robustlit.models.normalize import Normalize
+from robustlit.utils.file_mode import with_user_umask
 
 CARD_FORMAT = "robustlit-classifier"
 CARD_VERSION = 1
@@ -47,6 +48,7 @@ def write_export(classifier: nn.Module, card: dict[str, Any], outdir: str | Path
     loading = {key: card[key] for key in _LOADING_FIELDS}
     tensors = {name: t.detach().cpu().contiguous() for name, t in classifier.state_dict().items()}
     save_file(tensors, str(outdir / WEIGHTS_FILE), metadata={METADATA_KEY: json.dumps(loading)})
+    with_user_umask(outdir / WEIGHTS_FILE)  # safetensors creates its file with mode 0600
     (outdir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     return outdir
 
