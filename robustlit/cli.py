@@ -6,7 +6,7 @@ import os
 import sys
 from typing import Any
 
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ModelSummary, ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
 
@@ -18,7 +18,10 @@ import robustlit.mixed.module  # noqa: F401  (the mixed classifier's module, by 
 import robustlit.models  # noqa: F401
 from robustlit.callbacks.adversarial_evaluation import AdversarialEvaluation
 from robustlit.callbacks.checkpoint import best_and_last_checkpoints
+from robustlit.callbacks.compact_summary import OneLineModelSummary
 from robustlit.callbacks.configured_optimizer import ConfiguredOptimizerOnResume
+from robustlit.callbacks.plain_progress import PlainProgressBar
+from robustlit.callbacks.run_folder import RunFolder
 from robustlit.cli_errors import (
     TRACEBACK_ENV,
     RobustLitParser,
@@ -35,6 +38,7 @@ from robustlit.utils.integrity import CheckpointError, unreadable_checkpoint
 from robustlit.utils.quiet import silence_third_party_noise
 from robustlit.utils.run_paths import place_outputs_under_root, reuse_run_version
 from robustlit.utils.seeding import BatchSeed
+from robustlit.utils.threat_model_checks import radius_errors
 
 ROBUST_MONITOR = "val/robust_acc/ensemble"
 
@@ -43,7 +47,10 @@ class RobustLitCLI(LightningCLI):
     """LightningCLI with robustlit's defaults and links.
 
     - ``inference_mode=False`` (attacks need gradients at evaluation time; docs/contracts.md), a
-      TensorBoard logger under ``runs/``, seed 0, and a rich progress bar.
+      TensorBoard logger under ``runs/``, seed 0, the learning rate logged every epoch, the run folder printed
+      at the start, and a rich progress bar on a terminal -- else one plain line per epoch with the time left
+      and a one-line model summary (:class:`PlainProgressBar`, :class:`OneLineModelSummary`: log files).
+    - ``validate``/``test`` print robustlit's tables only (``--verbose true`` adds Lightning's metric table).
     - the DataModule's ``num_classes``, ``mean``, ``std`` and ``bounds`` are linked into the model.
     - two checkpoint callbacks (unless the config has a ``ModelCheckpoint``): ``best.ckpt`` maximising
       ``val/robust_acc/ensemble`` on the epochs an :class:`AdversarialEvaluation` at validation runs,
@@ -95,6 +102,8 @@ class RobustLitCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
+        for key, reason in radius_errors(config):  # a radius's range depends on its norm: checked before building
+            self.parser.error(f'Parser key "{key}": {reason}')
         place_outputs_under_root(config.trainer)
         if self.subcommand == "fit":
             reuse_run_version(config.trainer, config.get("ckpt_path"))
@@ -111,10 +120,18 @@ class RobustLitCLI(LightningCLI):
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             config["plugins"] = [*plugins, AtomicCheckpointIO()]
 
+        if not any(isinstance(c, RunFolder) for c in callbacks):
+            callbacks.append(RunFolder())
+        terminal = sys.stdout.isatty()
         if config.get("enable_progress_bar", True) is not False and not any(
             isinstance(c, ProgressBar) for c in callbacks
         ):
-            callbacks.append(RichProgressBar())
+            callbacks.append(RichProgressBar() if terminal else PlainProgressBar())
+        if not terminal and config.get("enable_model_summary", True) is not False:
+            if not any(isinstance(c, ModelSummary) for c in callbacks):
+                callbacks.append(OneLineModelSummary())
+        if config.get("logger") not in (False, None) and not any(isinstance(c, LearningRateMonitor) for c in callbacks):
+            callbacks.append(LearningRateMonitor(logging_interval="epoch"))
         if config.get("enable_checkpointing", True) is not False and not any(
             isinstance(c, ModelCheckpoint) for c in callbacks
         ):
@@ -131,7 +148,13 @@ class RobustLitCLI(LightningCLI):
             # naming its file avoids Lightning's "multiple ModelCheckpoint callbacks" warning for "best"
             best = self.trainer.checkpoint_callback
             ckpt_path = getattr(best, "best_model_path", "") or "best"
-            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
+            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path, verbose=False)
+
+    def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> Any:
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        if subcommand in ("validate", "test"):  # robustlit's tables say it; Lightning's repeats it, names cut short
+            parser.set_defaults(verbose=False)
+        return parser
 
 
 def main(args: list[str] | None = None, run: bool = True) -> RobustLitCLI:

@@ -18,8 +18,10 @@ import os
 import pkgutil
 import re
 import sys
-from typing import NoReturn
+from argparse import Action
+from typing import Any, NoReturn
 
+from jsonargparse import DefaultHelpFormatter
 from lightning.pytorch.cli import LightningArgumentParser
 
 from robustlit.utils.errors import FieldError, did_you_mean
@@ -164,8 +166,8 @@ def condense(message: str) -> tuple[str, str]:
         field = match.group(1)
         hint = HINTS.get(field.rpartition(".")[2])
         return field, "required, but not given" + (f": {hint}" if hint else "")
-    if match := re.match(r"Unrecognized arguments: (.*)", nodes[0][1]):
-        return "arguments", f"unrecognized {match.group(1)}"
+    if match := re.match(r"unrecognized arguments: (.*)", nodes[0][1], flags=re.IGNORECASE):
+        return "arguments", f"unrecognized: {match.group(1)}"
     leaves = _leaves(nodes)
     index = leaves[0] if leaves else 0
     chain = _ancestors(nodes, index) + [nodes[index][1]]
@@ -210,9 +212,37 @@ def _own_error(error: BaseException) -> FieldError | None:
     return None
 
 
+class ShortSubclassListFormatter(DefaultHelpFormatter):
+    """jsonargparse's help formatter, listing at most :attr:`shown` known subclasses of a type: an ``nn.Module``
+    argument (``backbone``) would otherwise list every module class torch defines (about 700 names)."""
+
+    shown = 12
+
+    def _get_help_string(self, action: Action) -> str:
+        text = super()._get_help_string(action)
+        head, marker, tail = text.partition(", known subclasses: ")
+        if not marker:
+            return text
+        listed, _, rest = tail.rpartition(")")
+        names = [n.strip() for n in listed.split(",") if n.strip()]
+        if len(names) <= self.shown:
+            return text
+        # robustlit's models first (a backbone), then its other classes, then the rest
+        rank = {"robustlit.models.": 0, "robustlit.": 1}
+        ordered = sorted(names, key=lambda n: next((r for p, r in rank.items() if n.startswith(p)), 2))
+        kept = ordered[: self.shown]
+        more = f" and {len(names) - len(kept)} more; any importable class path is accepted"
+        return f"{head}{marker}{', '.join(kept)}{more}){rest}"
+
+
 class RobustLitParser(LightningArgumentParser):
     """LightningCLI's parser, whose errors are one line ``error: <field>: <reason>`` (exit 2) without the usage
-    dump; ``--traceback`` / ``ROBUSTLIT_TRACEBACK=1`` prints jsonargparse's whole message instead."""
+    dump; ``--traceback`` / ``ROBUSTLIT_TRACEBACK=1`` prints jsonargparse's whole message instead. Its help lists
+    a few known subclasses of a type, not all (:class:`ShortSubclassListFormatter`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", ShortSubclassListFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
         if traceback_requested() or not self.exit_on_error:
@@ -220,7 +250,7 @@ class RobustLitParser(LightningArgumentParser):
         field, reason = condense(message)
         if field == "arguments":
             flags = [s for a in self._actions for s in a.option_strings]
-            bad = reason.split()[1] if len(reason.split()) > 1 else ""
+            bad = reason.split()[1].split("=")[0] if len(reason.split()) > 1 else ""
             reason += did_you_mean(bad, flags)
         prog = self.prog.replace(" [options]", "")
         sys.stderr.write(

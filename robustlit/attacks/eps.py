@@ -75,7 +75,7 @@ def _parse(value: str | int | float) -> tuple[float, str]:
             if bottom <= 0:
                 raise ValueError
             return top / bottom, text
-        return float(text), repr(float(text))
+        return float(text), text
     except ValueError:
         raise ValueError(f"eps must be a number or a fraction such as 8/255; got {value!r}") from None
 
@@ -113,7 +113,7 @@ def check_eps(
     )
 
 
-register_type(Eps, serializer=str, deserializer=Eps)
+register_type(Eps, serializer=lambda eps: eps.text if eps.is_fraction else float(eps), deserializer=Eps)
 
 #: the standard CIFAR-10 Linf radius of RobustBench, exactly
 EIGHT_OVER_255 = Eps("8/255")

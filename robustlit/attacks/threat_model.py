@@ -59,9 +59,10 @@ class ThreatModel:
             if not low < high:
                 raise ValueError(f"bounds must be (low, high) with low < high; got {self.bounds}")
             object.__setattr__(self, "bounds", (low, high))
-        if not self.eps >= 0:
+        eps = Eps(self.eps) if isinstance(self.eps, str) else self.eps  # "8/255"
+        if not eps >= 0:
             raise ValueError(f"eps must be >= 0; got {self.eps}")
-        object.__setattr__(self, "eps", Eps(self.eps))
+        object.__setattr__(self, "eps", Eps(eps))
         check_eps(self.eps, self.norm, self.bounds)
         if not self.step_size >= 0:
             raise ValueError(f"step_size must be >= 0; got {self.step_size}")

@@ -4,12 +4,14 @@ evaluation, honest metric names, exact DDP counts)."""
 from __future__ import annotations
 
 import hashlib
+import sys
 from dataclasses import asdict
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from jsonargparse.typing import NonNegativeInt, PositiveInt
+from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.figure import Figure
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -22,7 +24,7 @@ from robustlit.callbacks.attack_audit import audit_metrics, audit_spec, audit_ta
 from robustlit.callbacks.evaluation import EvaluationCallback, Stage
 from robustlit.callbacks.per_class_figure import per_class_figure
 from robustlit.callbacks.robustness_curves import CurveAttacks, summarise_curves
-from robustlit.callbacks.summary_table import print_robustness_table
+from robustlit.callbacks.summary_table import print_robustness_table, robustness_line
 from robustlit.metrics.worst_class import (
     per_class_accuracy,
     worst_class_accuracy,
@@ -45,6 +47,12 @@ def per_class_figure_of(summary: dict, context: str) -> tuple[Figure, dict]:
     figure = per_class_figure(per_class, title, clean=clean, counts=counts, unreliable=unreliable)
     data = {"clean": clean, "count": counts, "robust": per_class, "unreliable": unreliable}
     return figure, data
+
+
+def headline_accuracy(summary: dict) -> float:
+    """The number to report from a summary: standard AutoAttack's when it ran alone, else the per-example worst
+    case over every attack (never above AutoAttack's)."""
+    return summary["attacks"]["ensemble"]["robust_acc"]
 
 
 def headline_point(summary: dict) -> dict | None:
@@ -190,9 +198,10 @@ class AdversarialEvaluation(EvaluationCallback):
         k = min(self.audit_examples, summary["num_examples"])
         if self.audited and k > 0:
             x, y = first_examples(dataset, k, device)
+            if distributed.world()[0] == 0:
+                names = ", ".join(spec.metric_name for spec in self.audited)
+                print(f"{type(self).__name__}: auditing {names} on {k} examples", flush=True)
             for spec in self.audited:
-                if distributed.world()[0] == 0:
-                    print(f"{type(self).__name__}: auditing {spec.metric_name} on {k} examples", flush=True)
                 args = (model, x, y, num_classes, bounds, self.batch_size, self.audit_square_queries, self.seed)
                 report = audit_spec(spec, *args)
                 summary["attacks"][spec.metric_name].update(audit=report.to_dict(), unreliable=not report.reliable)
@@ -250,13 +259,21 @@ class AdversarialEvaluation(EvaluationCallback):
     def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str, dataset: Dataset) -> None:
         """As the base class; the audit's numbers go to the loggers directly (rank 0), not to the results table."""
         super().run(trainer, pl_module, stage, dataset)
-        reports = self.audit_reports(self.results[stage])
-        if reports and trainer.is_global_zero:
+        summary = self.results[stage]
+        reports = self.audit_reports(summary)
+        if trainer.is_global_zero:
             for logger in trainer.loggers:
-                logger.log_metrics(audit_metrics(reports, stage), step=trainer.global_step)
+                if reports:
+                    logger.log_metrics(audit_metrics(reports, stage), step=trainer.global_step)
+                if isinstance(logger, TensorBoardLogger):  # the hparams tab's metric: the headline robust accuracy
+                    logger.log_metrics({"hp_metric": headline_accuracy(summary)}, step=trainer.global_step)
 
     def print_summary(self, summary: dict, title: str) -> None:
-        print_robustness_table(summary, title=title)
+        # in a log file, the validation table (PGD to choose the checkpoint) is one line; the test table stays whole
+        if title.startswith("val") and not sys.stdout.isatty():
+            print(robustness_line(summary, title), flush=True)
+        else:
+            print_robustness_table(summary, title=title)
 
     def state_fields(self) -> dict:
         return {"stages": sorted(self.stages), "attacks": [a.metric_name for a in self.attacks]}

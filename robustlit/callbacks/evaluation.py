@@ -121,10 +121,11 @@ class Progress:
             self.rich.update(self.task, advance=examples)
             return
         now = time.monotonic()
-        if now - self.last >= self.interval and distributed.world()[0] == 0:
+        eta = self.eta()
+        informative = eta is None or eta >= self.interval  # "about 0 s left" only lengthens a log
+        if now - self.last >= self.interval and informative and distributed.world()[0] == 0:
             self.last = now
             share = "" if self.mine == self.total else f" (this rank's share of {self.total})"
-            eta = self.eta()
             left = f", about {format_seconds(eta)} left" if eta is not None else ""
             print(
                 f"{self.name}: {self.done}/{self.mine} examples{share}, {format_seconds(now - self.start)}{left}",

@@ -119,7 +119,22 @@ class AdversarialTraining(RobustClassifier):
         robust_weights = weights if getattr(self.weighting, "weights_robust_term", True) else ones
         if self.weighting is not None:
             self.log_weight_statistics(weights, len(y))
-        return (natural_weights * terms.natural + robust_weights * terms.robust).mean()
+        natural, robust = natural_weights * terms.natural, robust_weights * terms.robust
+        self.log_training_terms(natural, robust, terms)
+        return (natural + robust).mean()
+
+    def log_training_terms(self, natural: Tensor, robust: Tensor, terms: LossTerms) -> None:
+        """Log each (weighted) loss term, ``train/loss/natural`` and ``train/loss/robust``, and the clean and
+        adversarial training accuracy of the logits the objective computed (``train/acc/clean``,
+        ``train/acc/adversarial``); nothing is recomputed."""
+        if self._trainer is None or not self.training:
+            return
+        size = len(terms.y)
+        self.log("train/loss/natural", natural.detach().mean(), on_step=False, on_epoch=True, batch_size=size)
+        self.log("train/loss/robust", robust.detach().mean(), on_step=False, on_epoch=True, batch_size=size)
+        if terms.logits_clean is not None:
+            self.log_training_accuracy("clean", terms.logits_clean, terms.y)
+        self.log_training_accuracy("adversarial", terms.logits_adv, terms.y)
 
     def log_weight_statistics(self, weights: Tensor, batch_size: int) -> None:
         """Log the normalised weights' sum (= 1), max, min, effective-sample-size fraction, and the
