@@ -186,7 +186,10 @@ def _figures(result: Any, out: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse and run; a :class:`FieldError` (bad input found while building the model or data) is one line, exit 2."""
-    args = parser().parse_args(argv)
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a bad argument (2), already printed
+        return int(exit_.code or 0)
     try:
         return run(args)
     except FieldError as error:

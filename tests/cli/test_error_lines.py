@@ -83,7 +83,7 @@ def test_evaluate_refuses_bad_input_in_one_line(tmp_path: Path, capsys: pytest.C
     torch.jit.script(SmallCNN(num_classes=10, in_channels=1, width=4)).save(str(scripted))
     cases = [
         (["--eps", "8/0"], "error: --eps: eps must be a number or a fraction such as 8/255"),
-        (["--eps", "8"], "error: --eps: 8.0 is outside the Linf range [0, 1] (pixel units; 8/255, not 8)"),
+        (["--eps", "8"], "error: --eps: 8 is outside the Linf range [0, 1] (pixel units; 8/255, not 8)"),
         ([], "error: --normalization: model.ts does not say how it expects its inputs"),
         (
             ["--normalization", "inside", "--data", "digit"],

@@ -64,7 +64,9 @@ def test_python_call_reports_clean_autoattack_and_worst_case(python_call: robust
     assert (result.threat_model, str(result.eps), result.n_examples, result.dataset) == ("Linf", "8/255", N, "digits")
     assert list(result.robust_acc) == ["autoattack_linf_8/255"]
     assert result.clean_acc > 0.8
-    assert result.autoattack_acc is not None and result.autoattack_acc < 0.5 * result.clean_acc  # AA breaks it
+    # 8/255 is half a grey level of the 8x8 digits (16 levels): AutoAttack breaks some examples of this
+    # undefended model, not most (test_results.py checks that it breaks it at eps 0.2)
+    assert result.autoattack_acc is not None and result.autoattack_acc < result.clean_acc
     assert result.worst_case == result.autoattack_acc == result.headline
     assert "autoattack_linf_8/255" in str(result) and "8/255" in result.table()
     spec = result.summary["attacks"]["autoattack_linf_8/255"]["spec"]
