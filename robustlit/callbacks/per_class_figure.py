@@ -25,7 +25,7 @@ def per_class_figure(
     ``clean``: per-class clean accuracy; ``counts``: examples per class; ``unreliable``: flagged attacks."""
     bars = ({CLEAN: list(clean)} if clean is not None else {}) | per_class
     num_classes = len(next(iter(bars.values()), []))
-    figure = Figure(figsize=(max(6.0, 0.7 * num_classes + 1.5), 3.8))
+    figure = Figure(figsize=(max(6.0, 0.7 * num_classes + 1.5) + 2.5, 3.8))
     axes = figure.subplots()
     width = 0.8 / max(len(bars), 1)
     for j, (name, accuracies) in enumerate(bars.items()):
@@ -44,6 +44,6 @@ def per_class_figure(
     axes.set_ylabel("accuracy")
     axes.set_ylim(0, 1)
     axes.set_title(title, fontsize=9)
-    axes.legend(fontsize=6, loc="lower left", framealpha=0.8)
+    axes.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, never over them
     figure.tight_layout()
     return figure

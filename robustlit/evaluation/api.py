@@ -20,7 +20,7 @@ from torch import nn
 from robustlit.attacks.eps import Eps, check_eps
 from robustlit.attacks.spec import AttackSpec
 from robustlit.evaluation.result import EvaluationResult
-from robustlit.evaluation.sources import EvaluationSplit, evaluation_split, example_shape, load_model
+from robustlit.evaluation.sources import EvaluationSplit, LoadedModel, evaluation_split, example_shape, load_model
 from robustlit.results.versions import library_versions
 from robustlit.utils.errors import FieldError, did_you_mean
 
@@ -147,7 +147,7 @@ def evaluate(
     )
     with _eval_mode(classifier):
         summary = evaluation.evaluate(classifier, split_data.dataset, split_data.num_classes, split_data.bounds, target)
-    result = _result(summary, loaded.label, loaded.architecture, split_data, norm, radius, loaded.source)
+    result = _result(summary, loaded, split_data, norm, radius)
     if print_table:
         result.print()
     return result
@@ -161,18 +161,14 @@ def _default_device(model: nn.Module) -> torch.device:
 
 
 def _result(
-    summary: dict[str, Any],
-    model: str,
-    architecture: str,
-    split: EvaluationSplit,
-    norm: str,
-    eps: Eps,
-    source: dict[str, Any] | None,
+    summary: dict[str, Any], loaded: LoadedModel, split: EvaluationSplit, norm: str, eps: Eps
 ) -> EvaluationResult:
-    summary["labels"] = {"model": model, "method": "evaluate", "architecture": architecture, "dataset": split.label}
+    model, architecture = loaded.label, loaded.architecture
+    labels = {"model": model, "method": loaded.method, "architecture": architecture, "dataset": split.label}
+    summary["labels"] = labels
     summary["threat_model"] = {"norm": norm, "eps": float(eps), "eps_text": str(eps)}
-    if source is not None:
-        summary["model_source"] = source
+    if loaded.source is not None:
+        summary["model_source"] = loaded.source
     if split.class_path is not None:
         summary["data"] = {"class_path": split.class_path, "init_args": split.init_args or {}}
     summary["versions"] = library_versions()

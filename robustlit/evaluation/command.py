@@ -24,6 +24,16 @@ from robustlit.attacks.eps import Eps, check_eps
 from robustlit.utils.errors import FieldError
 
 PROG = "robustlit evaluate"
+DESCRIPTION = (
+    "Evaluate a model on the first --n-examples test examples: clean accuracy, standard AutoAttack (or the\n"
+    "attacks given), the per-example worst case and the attack-failure audit; eps written exactly (8/255).\n"
+    "Exit status: 0 success, 2 bad input (one line), 1 a failed run. docs/evaluation.md"
+)
+EXAMPLES = """examples:
+  robustlit evaluate --model runs/digits-trades/version_0/checkpoints/best.ckpt --data digits --eps 8/255
+  robustlit evaluate --model model.ts --normalization inside --data cifar10 --eps 8/255 \\
+      --model-id Zhang2019Theoretically --name "Theoretically Principled Trade-off between Robustness and Accuracy"
+"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,7 +85,12 @@ def _positive(text: str) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(
+        prog=PROG,
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     model = p.add_argument_group("model")
     model.add_argument(
         "--model", required=True, help="robustlit .ckpt or export folder, TorchScript file, or state_dict"

@@ -63,6 +63,7 @@ class LoadedModel:
     label: str
     architecture: str
     source: dict[str, Any] | None = None
+    method: str = "external"
 
 
 def _data_class(name: str) -> type:
@@ -201,19 +202,20 @@ def load_model(
                 "normalization",
                 f"{path.name} is a robustlit checkpoint or export: it normalises inside; leave it unset",
             )
-        from robustlit.checkpoint import load_classifier
+        from robustlit.checkpoint import load_classifier, load_module
 
         try:
-            classifier = load_classifier(path)
+            if path.suffix == ".ckpt":
+                module = load_module(path)
+                classifier, method = module.classifier.eval(), type(module).__name__
+            else:
+                classifier = load_classifier(path)
+                method = str((read_card(path).get("training") or {}).get("method", "external")).rpartition(".")[2]
         except (OSError, RuntimeError, ValueError) as error:  # CheckpointError is a RuntimeError or ValueError
             raise FieldError("model", one_line(error)) from error
         arch = type(classifier[1]).__name__ if isinstance(classifier, nn.Sequential) else type(classifier).__name__
-        return LoadedModel(
-            classifier,
-            model_label(path),
-            arch,
-            {"kind": "robustlit" if path.suffix != ".ckpt" else "checkpoint", "path": str(path)},
-        )
+        kind = "checkpoint" if path.suffix == ".ckpt" else "robustlit"
+        return LoadedModel(classifier, model_label(path), arch, {"kind": kind, "path": str(path)}, method)
     if stated is None:
         raise FieldError("normalization", f"{path.name} does not say how it expects its inputs: {NORMALIZATION_HELP}")
     if architecture is not None:
