@@ -94,11 +94,9 @@ def test_robustbench_needs_an_autoattack_result(checkpoint_evaluation: Checkpoin
 def test_leaderboard_gathers_runs(checkpoint_evaluation: CheckpointEvaluation, autoattack_run: Path) -> None:
     table = leaderboard_markdown([checkpoint_evaluation.log_dir, autoattack_run])
     # 200 and 32 examples: two tables, never one ranking
-    sections = table.split("## ")[1:]
-    assert [s.splitlines()[0] for s in sections] == [
-        "digits, Linf eps 0.2, 200 examples",
-        "digits, Linf eps 0.2, 32 examples",
-    ]
+    by_title = {s.splitlines()[0]: s for s in table.split("## ")[1:]}
+    assert sorted(by_title) == ["digits, Linf eps 0.2, 200 examples", "digits, Linf eps 0.2, 32 examples"]
+    sections = [by_title["digits, Linf eps 0.2, 200 examples"], by_title["digits, Linf eps 0.2, 32 examples"]]
     tables = [[line for line in s.splitlines() if line.startswith("|")] for s in sections]
     headers = [[cell.strip() for cell in t[0].strip("|").split("|")] for t in tables]
     rows = [[cell.strip() for cell in t[2].strip("|").split("|")] for t in tables]
