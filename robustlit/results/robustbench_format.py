@@ -211,16 +211,8 @@ def robustbench_model_info(
 ) -> dict[str, Any]:
     """:func:`model_info` of a run folder's test-stage AdversarialEvaluation summary; the dataset and
     architecture are read from the run's ``config.yaml`` unless given."""
-    run_dir = Path(run_dir)
-    summary = _summary(run_dir)
-    config = read_config(run_dir)
-    labels = summary_labels(summary)
-    return model_info(
-        summary,
-        dataset=dataset or labels.get("dataset") or dataset_label(config),
-        architecture=architecture or labels.get("architecture") or architecture_label(config),
-        **fields,
-    )
+    summary, labels = _run(Path(run_dir), dataset, architecture)
+    return model_info(summary, **labels, **fields)
 
 
 def valid_model_id(model_id: str) -> str:
@@ -269,21 +261,18 @@ def write_robustbench_model_info(
     """:func:`write_model_info` of a run folder (default ``out_dir``: the run folder; default ``model_id``: the
     run's logger name)."""
     run_dir = Path(run_dir)
-    summary = _summary(run_dir)
-    config = read_config(run_dir)
-    labels = summary_labels(summary)
-    return write_model_info(
-        summary,
-        out_dir if out_dir is not None else run_dir,
-        model_id or default_model_id(run_dir),
-        dataset=dataset or labels.get("dataset") or dataset_label(config),
-        architecture=architecture or labels.get("architecture") or architecture_label(config),
-        **fields,
-    )
+    summary, labels = _run(run_dir, dataset, architecture)
+    folder = out_dir if out_dir is not None else run_dir
+    return write_model_info(summary, folder, model_id or default_model_id(run_dir), **labels, **fields)
 
 
-def _summary(run_dir: Path) -> dict[str, Any]:
+def _run(run_dir: Path, dataset: str | None, architecture: str | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """A run folder's test summary and its dataset/architecture labels (given, else recorded, else from its config)."""
     summary = read_adversarial_summary(run_dir, "test")
     if summary is None:
         raise FileNotFoundError(f"{run_dir} has no adversarial_evaluation_test.json; run `robustlit test` first")
-    return summary
+    config, recorded = read_config(run_dir), summary_labels(summary)
+    return summary, {
+        "dataset": dataset or recorded.get("dataset") or dataset_label(config),
+        "architecture": architecture or recorded.get("architecture") or architecture_label(config),
+    }
