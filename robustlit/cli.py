@@ -20,6 +20,7 @@ from robustlit.callbacks.configured_optimizer import ConfiguredOptimizerOnResume
 from robustlit.data.base import RobustDataModule
 from robustlit.methods.base import RobustClassifier
 from robustlit.utils.checkpoint_io import AtomicCheckpointIO
+from robustlit.utils.config_files import RobustArgumentParser
 from robustlit.utils.integrity import unreadable_checkpoint
 from robustlit.utils.quiet import silence_third_party_noise
 from robustlit.utils.run_paths import place_outputs_under_root, reuse_run_version
@@ -120,6 +121,7 @@ def main(args: list[str] | None = None, run: bool = True) -> RobustLitCLI:
         RobustDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
+        parser_class=RobustArgumentParser,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
         trainer_defaults={
