@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
+from lightning.pytorch.utilities import rank_zero_info
 
 import robustlit.callbacks  # noqa: F401  (registers short class names)
+import robustlit.cli_checks as cli_checks
 import robustlit.data  # noqa: F401
 import robustlit.methods  # noqa: F401
 import robustlit.mixed.evaluation  # noqa: F401  (MixtureEvaluation, by its short name too)
@@ -23,6 +27,7 @@ from robustlit.utils.checkpoint_io import AtomicCheckpointIO
 from robustlit.utils.config_files import RobustArgumentParser
 from robustlit.utils.integrity import unreadable_checkpoint
 from robustlit.utils.quiet import silence_third_party_noise
+from robustlit.utils.resume_settings import describe, model_changes, parameter_mismatches, set_setting
 from robustlit.utils.run_paths import place_outputs_under_root, reuse_run_version
 from robustlit.utils.seeding import BatchSeed
 
@@ -56,26 +61,88 @@ class RobustLitCLI(LightningCLI):
             default=False,
             help="After `fit`, run `test` on the best checkpoint (ignored by other subcommands).",
         )
+        parser.add_argument(
+            "--allow_untrained",
+            type=bool,
+            default=False,
+            help="Let `validate`/`test`/`predict` evaluate a trainable method without --ckpt_path, i.e. its randomly "
+            "initialised weights (refused otherwise).",
+        )
         for key in ("num_classes", "mean", "std", "bounds"):
             parser.link_arguments(f"data.{key}", f"model.init_args.{key}", apply_on="instantiate")
 
     def _parse_ckpt_path(self) -> None:
-        # LightningCLI reads the checkpoint's hyperparameters with torch.load; for an unreadable file torch's
-        # error advises weights_only=False (unsafe): report the file as corrupt instead (docs/faults.md)
+        """Lightning replaces the model config by the checkpoint's hyperparameters, dropping overrides silently;
+        here a given setting that differs is kept (printed), a new class or architecture is refused (exit 2) and an
+        unreadable file is reported as corrupt, never with torch's advice to load it unsafely (docs/faults.md)."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        self._stored_shapes: dict[str, tuple[int, ...]] | None = None
+        self._resume_changes: list = []
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
         try:
-            super()._parse_ckpt_path()
+            checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu", mmap=True)
         except Exception as error:  # noqa: BLE001 - torch raises several types for unreadable files
-            subcommand = self.config.get("subcommand")
-            ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-            if not ckpt_path:
-                raise
             raise unreadable_checkpoint(ckpt_path, error) from None
+        state = checkpoint.get("state_dict") or {}
+        self._stored_shapes = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+        hparams = dict(checkpoint.get("hyper_parameters") or {})
+        hparams.pop("_instantiator", None)
+        if not hparams:
+            return
+        if "_class_path" in hparams:
+            hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+        given = self.config[subcommand].get("model")
+        stored_config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
+        stored = stored_config[subcommand].get("model")
+        changes = model_changes(given, stored) if given is not None else []
+        if any(key == "class_path" for key, _, _ in changes):
+            self.parser.error(
+                f"{ckpt_path} was written by {stored.class_path}, but the config names {given.class_path}: the method "
+                "cannot change with --ckpt_path. Use the run's own config (its config.yaml), or start a new run."
+            )
+        for key, value, _ in changes:
+            set_setting(stored_config[subcommand]["model"], key, value)
+        self.config, self._resume_changes = stored_config, changes
+        if changes:
+            rank_zero_info(
+                f"--ckpt_path {ckpt_path}: applying settings that differ from the checkpoint: {describe(changes)}"
+            )
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
+        for check in (
+            cli_checks.untrained_evaluation,
+            cli_checks.test_after_fit_without_validation,
+            cli_checks.trainer_values,
+        ):
+            refusal = check(self.subcommand, config)
+            if refusal:
+                self.parser.error(refusal)
         place_outputs_under_root(config.trainer)
         if self.subcommand == "fit":
             reuse_run_version(config.trainer, config.get("ckpt_path"))
+
+    def instantiate_classes(self) -> None:
+        # a value refused by a class's __init__ is a bad config value: exit 2 before any folder is made
+        try:
+            super().instantiate_classes()
+        except Exception as error:  # noqa: BLE001 - classified by instantiation_error, re-raised otherwise
+            refusal = cli_checks.instantiation_error(error)
+            if refusal is None:
+                raise
+            self.parser.error(refusal)
+        refusal = cli_checks.optimizer_settings(self.model)
+        if refusal:
+            self.parser.error(refusal)
+        mismatches = parameter_mismatches(self.model, self._stored_shapes) if self._resume_changes else []
+        if mismatches and self._stored_shapes is not None:
+            self.parser.error(
+                f"{describe(self._resume_changes)}: with these settings the model's parameters no longer match the "
+                f"checkpoint ({'; '.join(mismatches[:3])}), so they cannot change with --ckpt_path. Drop them, or "
+                "start a new run without --ckpt_path."
+            )
 
     def instantiate_trainer(self, **kwargs: Any):  # noqa: ANN201 - returns a Trainer
         config = self._get(self.config_init, "trainer", default={})

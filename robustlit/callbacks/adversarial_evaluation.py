@@ -9,7 +9,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from jsonargparse.typing import NonNegativeInt, PositiveInt
+from jsonargparse.typing import ClosedUnitInterval, NonNegativeInt, PositiveInt
 from matplotlib.figure import Figure
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -92,7 +92,7 @@ class AdversarialEvaluation(EvaluationCallback):
         audit_examples: NonNegativeInt = 0,
         audit_attacks: list[str] | None = None,
         audit_square_queries: NonNegativeInt = 1000,
-        curve_eps: list[float] | None = None,
+        curve_eps: list[ClosedUnitInterval] | None = None,
         curve_attacks: list[AttackSpec] | None = None,
     ) -> None:
         if not attacks:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning.pytorch as pl
 import torch
@@ -51,6 +51,10 @@ class RobustClassifier(pl.LightningModule):
     and :attr:`bounds`.
     Validation/test log clean accuracy, ECE (15 bins) and NLL.
 
+    ``ready_without_checkpoint`` (class attribute, default ``False``): whether the module's weights are
+    complete when it is built. ``robustlit validate/test/predict`` of a module without it refuses to run
+    without ``--ckpt_path`` (it would evaluate random weights) unless ``--allow_untrained true``.
+
     Args:
         backbone: any ``nn.Module`` mapping normalised inputs to ``num_classes`` logits.
         num_classes: number of classes (linked from the DataModule by the CLI).
@@ -66,6 +70,9 @@ class RobustClassifier(pl.LightningModule):
         compile_kwargs: keyword arguments of ``torch.compile`` (e.g. ``{mode: max-autotune}``,
             ``{backend: aot_eager}``).
     """
+
+    #: the weights are complete when the module is built (no checkpoint needed to evaluate it)
+    ready_without_checkpoint: ClassVar[bool] = False
 
     def __init__(
         self,
