@@ -15,7 +15,13 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibratio
 
 from robustlit.models.normalize import Normalize
 from robustlit.utils.finite import check_finite_logits
-from robustlit.utils.integrity import CHECKSUM_KEY, verify_checkpoint, weights_checksum
+from robustlit.utils.integrity import (
+    CHECKSUM_KEY,
+    STATE_CHECKSUMS_KEY,
+    state_checksums,
+    verify_checkpoint,
+    weights_checksum,
+)
 
 
 def plain_types(value: Any) -> Any:
@@ -194,6 +200,7 @@ class RobustClassifier(pl.LightningModule):
                 checkpoint[key] = plain_types(checkpoint[key])
         checkpoint["robustlit_class_path"] = f"{type(self).__module__}.{type(self).__qualname__}"
         checkpoint[CHECKSUM_KEY] = weights_checksum(checkpoint["state_dict"])
+        checkpoint[STATE_CHECKSUMS_KEY] = state_checksums(checkpoint)  # optimizer, schedulers, loops, callbacks
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse corrupt or non-finite weights before they are loaded (``fit/validate/test --ckpt_path``);

@@ -10,7 +10,8 @@ previous complete file or the new complete file.
 
 Reading: a file torch cannot read (random bytes, a truncated write by another tool) is reported as
 corrupt, naming the file, instead of passing on torch's hint to retry with ``weights_only=False`` (which
-would unpickle whatever the file holds).
+would unpickle whatever the file holds); a file that reads but fails its stored checksums (weights, optimizer,
+schedulers, loops, callbacks: :mod:`robustlit.utils.integrity`) is refused, naming the entries.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from robustlit.utils.atomic import atomic_target
-from robustlit.utils.integrity import unreadable_checkpoint
+from robustlit.utils.integrity import unreadable_checkpoint, verify_checkpoint
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
@@ -52,9 +53,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if "://" in str(path) or not Path(path).is_file():
             return super().load_checkpoint(path, map_location, weights_only)
         try:
-            return super().load_checkpoint(path, map_location, weights_only)
+            checkpoint = super().load_checkpoint(path, map_location, weights_only)
         except Exception as error:  # noqa: BLE001 - torch raises several types for unreadable files
             raise unreadable_checkpoint(path, error) from None
+        if isinstance(checkpoint, dict) and "state_dict" in checkpoint:
+            verify_checkpoint(checkpoint, path)  # weights and training state, before Lightning restores anything
+        return checkpoint
 
 
 __all__ = ["AtomicCheckpointIO", "atomic_torch_save"]
