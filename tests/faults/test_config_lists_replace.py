@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from fault_runs import record
 from harness import CONFIGS, write
 from safetensors.torch import save_file
 
@@ -85,7 +86,18 @@ def test_a_fragment_replaces_the_attack_list_of_the_config_before_it(tmp_path: P
     ).evaluate(model, data.test_dataset, 10, (0.0, 1.0), torch.device("cpu"))
     # what the merge used to run: a different number, which now has a different name
     assert "native_pgd5_step0.01_margin_linf_0.2" in inherited["attacks"]
-    assert inherited["attacks"]["native_pgd5_step0.01_margin_linf_0.2"]["robust_acc"] > reported + 0.2
+    leaked = inherited["attacks"]["native_pgd5_step0.01_margin_linf_0.2"]["robust_acc"]
+    record(
+        fault="`robustlit test --config configs/eval/pretrained_digits.yaml --config FRAGMENT` where the fragment "
+        "lists `{name: native_pgd, eps: 0.2, steps: 5}` (the base config's attack has `step_size: 0.01`)",
+        happened=f"`native_pgd5_margin_linf_0.2` = {100 * reported:.2f}%, the fragment's attack with its default step "
+        f"size (before: the step size 0.01 leaked in by list position and gave {100 * leaked:.2f}% under the same "
+        "name, which now reads `native_pgd5_step0.01_margin_linf_0.2`)",
+        handled="`RobustArgumentParser` (robustlit/utils/config_files.py) parses a later config file's lists without "
+        "the earlier ones to merge into; `AttackSpec.metric_name` shows a non-default step size and "
+        "`random_start: false`",
+    )
+    assert leaked > reported + 0.2
 
 
 def test_tsipras_then_the_audit_fragment_inherits_nothing(tmp_path: Path) -> None:
