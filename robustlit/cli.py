@@ -21,6 +21,7 @@ import robustlit.models  # noqa: F401
 from robustlit.callbacks.adversarial_evaluation import AdversarialEvaluation
 from robustlit.callbacks.checkpoint import best_and_last_checkpoints
 from robustlit.callbacks.configured_optimizer import ConfiguredOptimizerOnResume
+from robustlit.callbacks.publish_checkpoints import PublishCheckpointsAfterLogs
 from robustlit.data.base import RobustDataModule
 from robustlit.methods.base import RobustClassifier
 from robustlit.utils.checkpoint_io import AtomicCheckpointIO
@@ -47,7 +48,9 @@ class RobustLitCLI(LightningCLI):
       RNGs from (seed, epoch, batch) before every training batch, and ``fit --ckpt_path`` of a checkpoint in
       ``<save_dir>/<name>/version_N/checkpoints/`` logs into ``version_N`` again.
     - checkpoints written atomically and read with a clear error (:class:`AtomicCheckpointIO`, unless the config
-      has its own ``CheckpointIO`` plugin), their weights verified against a stored checksum on load; on resume
+      has its own ``CheckpointIO`` plugin), published during ``fit`` only after the metrics of their epoch are logged
+      (:class:`PublishCheckpointsAfterLogs`), their weights and training state verified against stored checksums on
+      load; on resume
       the configured optimizer and scheduler settings replace the stored ones
       (:class:`ConfiguredOptimizerOnResume`; docs/faults.md).
     - ``--trainer.default_root_dir D`` places everything the run writes: relative logger
@@ -151,6 +154,8 @@ class RobustLitCLI(LightningCLI):
             callbacks.append(BatchSeed())
         if not any(isinstance(c, ConfiguredOptimizerOnResume) for c in callbacks):
             callbacks.append(ConfiguredOptimizerOnResume())
+        if not any(isinstance(c, PublishCheckpointsAfterLogs) for c in callbacks):
+            callbacks.append(PublishCheckpointsAfterLogs())
         plugins = config.get("plugins")
         plugins = list(plugins) if isinstance(plugins, list | tuple) else [] if plugins is None else [plugins]
         if not any(isinstance(p, CheckpointIO) for p in plugins):

@@ -116,7 +116,9 @@ class Certification(EvaluationCallback):
             ``override_model_sigma`` is true.
         override_model_sigma: certify with ``sigma`` even when the model has its own sigma function.
         output_dir: directory of the TSV files; default ``<run of --ckpt_path>/certification`` when a
-            checkpoint is given (so that rerunning the same command resumes), else ``<log dir>/certification``.
+            checkpoint is given and lies under the Trainer's ``default_root_dir`` (so that rerunning the same
+            command resumes), ``<default_root_dir>/certification`` for a checkpoint from elsewhere (a run writes
+            nothing outside its ``default_root_dir``), else ``<log dir>/certification``.
         file_name: TSV file name instead of the automatic one (a sidecar ``.json`` guards against resuming
             it with another model or other settings).
         resume: keep and skip finished rows; ``False`` deletes the file first.
@@ -435,12 +437,16 @@ class Certification(EvaluationCallback):
     def _output_path(
         self, trainer: pl.Trainer, log_dir: str | None, stage: str, model: nn.Module, sigma: SigmaFunction
     ) -> Path:
+        root = Path(trainer.default_root_dir).resolve()
         if self.output_dir is not None:
             directory = self.output_dir
         elif trainer.ckpt_path and Path(trainer.ckpt_path).is_file():
-            directory = Path(trainer.ckpt_path).resolve().parent.parent / "certification"
+            # the checkpoint's run folder, so that rerunning the same command resumes; but never outside the folder
+            # this run writes to (default_root_dir): a checkpoint from elsewhere gets <default_root_dir>/certification
+            run = Path(trainer.ckpt_path).resolve().parent.parent
+            directory = (run if run.is_relative_to(root) else root) / "certification"
         else:
-            directory = Path(log_dir or ".") / "certification"
+            directory = Path(log_dir or root) / "certification"
         return directory / (self.file_name or self.default_file_name(stage, model, sigma))
 
     def evaluate_stage(self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataset: Dataset, stage: str) -> dict:
