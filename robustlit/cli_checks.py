@@ -6,6 +6,8 @@ Each returns the message of a refusal (the CLI exits with status 2 through its p
   without ``--ckpt_path``, would evaluate randomly initialised weights; refused unless ``--allow_untrained true``.
 - :func:`test_after_fit_without_validation`: ``fit --test_after_fit true`` tests ``best.ckpt``, which is chosen
   on validation epochs; a run with none fails only after training, so it is refused before.
+- :func:`trainer_values`: Trainer values Lightning accepts when it is built but fails on later
+  (``check_val_every_n_epoch 0``).
 - :func:`optimizer_settings`: the optimizer and scheduler are built by Lightning only when ``fit`` starts (after
   the run folder exists); a negative learning rate is found by building them once on a dummy parameter.
 - :func:`instantiation_error`: a value refused by a class's ``__init__`` (a ``ValueError``, Lightning's
@@ -23,7 +25,8 @@ import torch
 EVALUATING = ("validate", "test", "predict")
 
 
-def _class_of(class_path: str | None) -> type | None:
+def class_of(class_path: str | None) -> type | None:
+    """The class a config's ``class_path`` names, or None when it cannot be imported (the parser says why)."""
     if not class_path or "." not in class_path:
         return None
     module, _, name = class_path.rpartition(".")
@@ -39,7 +42,7 @@ def untrained_evaluation(subcommand: str | None, config: Any) -> str | None:
         return None
     model = config.get("model")
     class_path = model.get("class_path") if hasattr(model, "get") else None
-    method = _class_of(class_path)
+    method = class_of(class_path)
     if method is None or getattr(method, "ready_without_checkpoint", False):
         return None
     return (
@@ -117,6 +120,7 @@ def instantiation_error(error: BaseException) -> str | None:
 
 
 __all__ = [
+    "class_of",
     "instantiation_error",
     "optimizer_settings",
     "test_after_fit_without_validation",

@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 from torchvision.datasets import cifar
 
 from robustlit.cli import main
-from robustlit.cli_checks import _class_of
+from robustlit.cli_checks import class_of
 
 DATASET_CONFIGS = sorted(p for p in CONFIGS.glob("*/*.yaml") if p.parent.name != "eval")
 EVAL_FRAGMENTS = sorted((CONFIGS / "eval").glob("*.yaml"))
@@ -69,7 +69,7 @@ def test_config_fits_validates_and_tests(
     shrunk = shrink(load(config_path), tmp_path, data_root)
     _place_bases(shrunk, base_checkpoints, tmp_path)
     config = write(shrunk, tmp_path / "config.yaml")
-    method = _class_of(shrunk["model"]["class_path"])
+    method = class_of(shrunk["model"]["class_path"])
     if getattr(method, "ready_without_checkpoint", False):
         # training-free (MixedNUTS): parsed and built here; its calibration and evaluation run, with settings for
         # bases trained for 2 batches, in tests/mixed/test_mixednuts_config.py
