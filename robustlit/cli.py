@@ -85,7 +85,7 @@ class RobustLitCLI(LightningCLI):
         if not ckpt_path or not Path(ckpt_path).is_file():
             return
         try:
-            checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu", mmap=True)
+            checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu")
         except Exception as error:  # noqa: BLE001 - torch raises several types for unreadable files
             raise unreadable_checkpoint(ckpt_path, error) from None
         state = checkpoint.get("state_dict") or {}
