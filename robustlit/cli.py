@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
+from pathlib import Path
 from typing import Any
 
+import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ModelSummary, ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
+from lightning.pytorch.utilities import rank_zero_info
 
 import robustlit.callbacks  # noqa: F401  (registers short class names)
+import robustlit.cli_checks as cli_checks
 import robustlit.data  # noqa: F401
 import robustlit.methods  # noqa: F401
 import robustlit.mixed.evaluation  # noqa: F401  (MixtureEvaluation, by its short name too)
@@ -21,6 +27,7 @@ from robustlit.callbacks.checkpoint import best_and_last_checkpoints
 from robustlit.callbacks.compact_summary import OneLineModelSummary
 from robustlit.callbacks.configured_optimizer import ConfiguredOptimizerOnResume
 from robustlit.callbacks.plain_progress import PlainProgressBar
+from robustlit.callbacks.publish_checkpoints import PublishCheckpointsAfterLogs
 from robustlit.callbacks.run_folder import RunFolder
 from robustlit.cli_errors import (
     TRACEBACK_ENV,
@@ -33,9 +40,10 @@ from robustlit.cli_errors import (
 from robustlit.data.base import RobustDataModule
 from robustlit.methods.base import RobustClassifier
 from robustlit.utils.checkpoint_io import AtomicCheckpointIO
-from robustlit.utils.errors import FieldError
+from robustlit.utils.errors import FieldError, one_line
 from robustlit.utils.integrity import CheckpointError, unreadable_checkpoint
 from robustlit.utils.quiet import silence_third_party_noise
+from robustlit.utils.resume_settings import describe, model_changes, parameter_mismatches, set_setting
 from robustlit.utils.run_paths import place_outputs_under_root, reuse_run_version
 from robustlit.utils.seeding import BatchSeed
 from robustlit.utils.threat_model_checks import radius_errors
@@ -59,9 +67,15 @@ class RobustLitCLI(LightningCLI):
       RNGs from (seed, epoch, batch) before every training batch, and ``fit --ckpt_path`` of a checkpoint in
       ``<save_dir>/<name>/version_N/checkpoints/`` logs into ``version_N`` again.
     - checkpoints written atomically and read with a clear error (:class:`AtomicCheckpointIO`, unless the config
-      has its own ``CheckpointIO`` plugin), their weights verified against a stored checksum on load; on resume
-      the configured optimizer and scheduler settings replace the stored ones
-      (:class:`ConfiguredOptimizerOnResume`; docs/faults.md).
+      has its own ``CheckpointIO`` plugin), published during ``fit`` only after the metrics of their epoch are logged
+      (:class:`PublishCheckpointsAfterLogs`), their weights and training state verified against stored checksums on
+      load; on resume the configured optimizer and scheduler settings replace the stored ones
+      (:class:`ConfiguredOptimizerOnResume`; docs/faults.md), and model settings that differ from the checkpoint's
+      are applied (printed) or, where they change the parameters or the method, refused.
+    - bad input refused before any work or folder, as one line ``error: <field>: <reason>`` with exit status 2
+      (:class:`RobustLitParser`, whose later config files replace lists whole): parse-time types, radii against their
+      norm, the checks of :mod:`robustlit.cli_checks` (``validate``/``test``/``predict`` of a trainable method
+      without ``--ckpt_path`` unless ``--allow_untrained true``), and any class that fails while being built.
     - ``--trainer.default_root_dir D`` places everything the run writes: relative logger
       ``save_dir`` and callback ``cache_dir``/``output_dir``/``dirpath`` are resolved under ``D``.
     """
@@ -73,40 +87,97 @@ class RobustLitCLI(LightningCLI):
             default=False,
             help="After `fit`, run `test` on the best checkpoint (ignored by other subcommands).",
         )
+        parser.add_argument(
+            "--allow_untrained",
+            type=bool,
+            default=False,
+            help="Let `validate`/`test`/`predict` evaluate a trainable method without --ckpt_path, i.e. its randomly "
+            "initialised weights (refused otherwise).",
+        )
         for key in ("num_classes", "mean", "std", "bounds"):
             parser.link_arguments(f"data.{key}", f"model.init_args.{key}", apply_on="instantiate")
 
     def _parse_ckpt_path(self) -> None:
-        # LightningCLI reads the checkpoint's hyperparameters with torch.load; for an unreadable file torch's
-        # error advises weights_only=False (unsafe): report the file as corrupt instead (docs/faults.md)
+        """Lightning replaces the model config by the checkpoint's hyperparameters, dropping overrides silently;
+        here a given setting that differs is kept (printed), a new class or architecture is refused (exit 2) and an
+        unreadable file is reported as corrupt, never with torch's advice to load it unsafely (docs/faults.md)."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        self._stored_shapes: dict[str, tuple[int, ...]] | None = None
+        self._resume_changes: list = []
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
         try:
-            super()._parse_ckpt_path()
+            checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu")
         except Exception as error:  # noqa: BLE001 - torch raises several types for unreadable files
-            subcommand = self.config.get("subcommand")
-            ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-            if not ckpt_path:
-                raise
             raise unreadable_checkpoint(ckpt_path, error) from None
-
-    def instantiate_classes(self) -> None:
-        """As LightningCLI's; a model, data module or callback that fails while being built is reported as one
-        :class:`~robustlit.utils.errors.FieldError` naming its config key (``robustlit.cli_errors``)."""
-        try:
-            super().instantiate_classes()
-        except (FieldError, CheckpointError):
-            raise
-        except Exception as error:  # noqa: BLE001 - any constructor's error is the user's input to fix
-            if traceback_requested():
-                raise
-            raise build_error(error) from error
+        state = checkpoint.get("state_dict") or {}
+        self._stored_shapes = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+        hparams = dict(checkpoint.get("hyper_parameters") or {})
+        hparams.pop("_instantiator", None)
+        if not hparams:
+            return
+        if "_class_path" in hparams:
+            hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+        given = self.config[subcommand].get("model")
+        stored_config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
+        stored = stored_config[subcommand].get("model")
+        changes = model_changes(given, stored) if given is not None else []
+        if any(key == "class_path" for key, _, _ in changes):
+            self.parser.refuse(
+                "model",
+                f"{ckpt_path} was written by {stored.class_path}, but the config names {given.class_path}: the method "
+                "cannot change with --ckpt_path. Use the run's own config (its config.yaml), or start a new run.",
+            )
+        for key, value, _ in changes:
+            set_setting(stored_config[subcommand]["model"], key, value)
+        self.config, self._resume_changes = stored_config, changes
+        if changes:
+            rank_zero_info(
+                f"--ckpt_path {ckpt_path}: applying settings that differ from the checkpoint: {describe(changes)}"
+            )
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         for key, reason in radius_errors(config):  # a radius's range depends on its norm: checked before building
-            self.parser.error(f'Parser key "{key}": {reason}')
+            self.parser.refuse(key, reason)
+        for check in (
+            cli_checks.untrained_evaluation,
+            cli_checks.test_after_fit_without_validation,
+            cli_checks.trainer_values,
+        ):
+            refusal = check(self.subcommand, config)
+            if refusal:
+                self.parser.refuse(refusal.field, refusal.reason)
         place_outputs_under_root(config.trainer)
         if self.subcommand == "fit":
             reuse_run_version(config.trainer, config.get("ckpt_path"))
+
+    def instantiate_classes(self) -> None:
+        """As LightningCLI's; a model, data module or callback that fails while being built is bad input: one line
+        naming its config key (:func:`robustlit.cli_errors.build_error`), exit 2, before any folder is made. Then the
+        optimizer is built once on a dummy parameter, and settings changed with ``--ckpt_path`` are checked against
+        the checkpoint's parameter shapes."""
+        try:
+            super().instantiate_classes()
+        except CheckpointError:
+            raise
+        except Exception as error:  # noqa: BLE001 - any constructor's error is the user's input to fix
+            if traceback_requested():
+                raise
+            refused = build_error(error)
+            self.parser.refuse(refused.field, refused.reason)
+        refusal = cli_checks.optimizer_settings(self.model)
+        if refusal:
+            self.parser.refuse(refusal.field, refusal.reason)
+        mismatches = parameter_mismatches(self.model, self._stored_shapes) if self._resume_changes else []
+        if mismatches and self._stored_shapes is not None:
+            self.parser.refuse(
+                "ckpt_path",
+                f"{describe(self._resume_changes)}: with these settings the model's parameters no longer match the "
+                f"checkpoint ({'; '.join(mismatches[:3])}), so they cannot change with --ckpt_path. Drop them, or "
+                "start a new run without --ckpt_path.",
+            )
 
     def instantiate_trainer(self, **kwargs: Any):  # noqa: ANN201 - returns a Trainer
         config = self._get(self.config_init, "trainer", default={})
@@ -115,6 +186,8 @@ class RobustLitCLI(LightningCLI):
             callbacks.append(BatchSeed())
         if not any(isinstance(c, ConfiguredOptimizerOnResume) for c in callbacks):
             callbacks.append(ConfiguredOptimizerOnResume())
+        if not any(isinstance(c, PublishCheckpointsAfterLogs) for c in callbacks):
+            callbacks.append(PublishCheckpointsAfterLogs())
         plugins = config.get("plugins")
         plugins = list(plugins) if isinstance(plugins, list | tuple) else [] if plugins is None else [plugins]
         if not any(isinstance(p, CheckpointIO) for p in plugins):
@@ -140,7 +213,12 @@ class RobustLitCLI(LightningCLI):
             every_n_epochs = min((c.every_n_epochs for c in attacked), default=1)
             callbacks.extend(best_and_last_checkpoints(monitor, every_n_epochs))
         config["callbacks"] = callbacks
-        return super().instantiate_trainer(**kwargs)
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except (ValueError, MisconfigurationException) as error:  # a value the Trainer refuses (max_epochs -3)
+            keys = {str(key).split(".")[0] for key in config.keys()}  # a Namespace: its top-level keys
+            named = [key for key in sorted(keys) if re.search(rf"\b{re.escape(key)}\b", str(error))]
+            raise FieldError(f"trainer.{named[0]}" if len(named) == 1 else "trainer", one_line(error)) from error
 
     def after_fit(self) -> None:
         if self.config.get(self.subcommand, {}).get("test_after_fit"):

@@ -22,8 +22,8 @@ from argparse import Action
 from typing import Any, NoReturn
 
 from jsonargparse import DefaultHelpFormatter
-from lightning.pytorch.cli import LightningArgumentParser
 
+from robustlit.utils.config_files import RobustArgumentParser
 from robustlit.utils.errors import FieldError, did_you_mean
 
 TRACEBACK_ENV = "ROBUSTLIT_TRACEBACK"
@@ -34,6 +34,11 @@ _NOISE = re.compile(
     r"Expected a <class 'NoneType'>|Not a valid subclass of|Subclass types expect one of|a class path \(str\)|"
     r"a dict with|a dict without|Expected a path but|- ?$)"
 )
+#: a member of a Union that only says the value is not of its form; a sibling that states a rule is preferred
+_WEAK = re.compile(r"^(Unexpected import path format|Expected a <class |Import path )")
+_EXPECTED = re.compile(r"^Expected a <class '([^']+)'>$")
+#: the longest reason printed for a message that is not jsonargparse's tree
+_LONGEST = 400
 _KEY = re.compile(r'^Parser key "([^"]+)":\s*(.*)$')
 _CLASS = re.compile(r"^Problem with given class_path '([^']+)':\s*(.*)$")
 _SUBTYPES = {"RobustClassifier": "model", "RobustDataModule": "data", "Callback": "trainer.callbacks"}
@@ -168,14 +173,22 @@ def condense(message: str) -> tuple[str, str]:
         return field, "required, but not given" + (f": {hint}" if hint else "")
     if match := re.match(r"unrecognized arguments: (.*)", nodes[0][1], flags=re.IGNORECASE):
         return "arguments", f"unrecognized: {match.group(1)}"
+    texts = [text for _, text in nodes]
+    if not any(_KEY.match(t) or _CLASS.match(t) or _NOISE.match(t) or t.startswith("the following") for t in texts):
+        return _plain_message(texts)
     leaves = _leaves(nodes)
-    index = leaves[0] if leaves else 0
+    index = _strongest(nodes, leaves) if leaves else 0
     chain = _ancestors(nodes, index) + [nodes[index][1]]
     field, klass = _field(chain)
     if not field:
-        subtypes = next((t for _, t in nodes if t.startswith("Subtypes:")), "")
+        subtypes = next((t for t in texts if t.startswith("Subtypes:")), "")
         field = next((g for name, g in _SUBTYPES.items() if name in subtypes), "config")
     reason = _suggest(_inline(nodes[index][1]), klass)
+    if expected := _EXPECTED.match(reason):  # every member of a Union refused the value: name them all
+        siblings = _siblings(nodes, index)
+        names = [m.group(1) for i in siblings if (m := _EXPECTED.match(nodes[i][1]))]
+        given = next((t.partition(": ")[2] for t in texts if t.startswith("Given value:")), "")
+        reason = f"expected {' or '.join(names or [expected.group(1)])}" + (f"; got {given!r}" if given else "")
     if match := re.match(r"the following arguments are required: ([\w.]+)", reason):
         name = match.group(1)
         field = f"{field}.init_args.{name}" if field in ("model", "data") else f"{field}.{name}" if field else name
@@ -187,8 +200,32 @@ def condense(message: str) -> tuple[str, str]:
     return field, reason
 
 
+def _strongest(nodes: list[tuple[int, str]], leaves: list[int]) -> int:
+    """The deepest leaf, preferring a stated rule (``Not of type FinitePositiveFloat: ...``) to a sibling that only
+    says which other form the value is not (``Unexpected import path format``, ``Expected a <class 'bool'>``)."""
+    depth = len(_ancestors(nodes, leaves[0]))
+    deepest = [i for i in leaves if len(_ancestors(nodes, i)) == depth]
+    return next((i for i in deepest if not _WEAK.match(_inline(nodes[i][1]))), deepest[0])
+
+
+def _siblings(nodes: list[tuple[int, str]], index: int) -> list[int]:
+    """The lines with the same parent line and indentation as ``nodes[index]`` (itself included)."""
+    parent, level = _ancestors(nodes, index)[-1:], nodes[index][0]
+    return [i for i, (indent, _) in enumerate(nodes) if indent == level and _ancestors(nodes, i)[-1:] == parent]
+
+
+def _plain_message(texts: list[str]) -> tuple[str, str]:
+    """``(field, reason)`` of a message that is not jsonargparse's tree (a config file that is not YAML, an error
+    raised while building a class): its lines joined, at most :data:`_LONGEST` characters."""
+    yaml = re.match(r"config file .+ is not valid YAML: ", texts[0])
+    reason = " ".join([texts[0].removeprefix("config file ") if yaml else texts[0], *texts[1:]])
+    return "config", reason if len(reason) <= _LONGEST else reason[: _LONGEST - 3] + "..."
+
+
 def build_error(error: BaseException) -> FieldError:
     """A one-line :class:`FieldError` for an exception raised while the CLI built the model, data or callbacks."""
+    if isinstance(error, FieldError):  # the CLI's own, with its whole key (jsonargparse wraps a class's)
+        return error
     field, reason = condense(str(error))
     own = _own_error(error)
     if own is not None and own.reason in reason:  # our own error names its field inside the class (source.path)
@@ -235,10 +272,12 @@ class ShortSubclassListFormatter(DefaultHelpFormatter):
         return f"{head}{marker}{', '.join(kept)}{more}){rest}"
 
 
-class RobustLitParser(LightningArgumentParser):
-    """LightningCLI's parser, whose errors are one line ``error: <field>: <reason>`` (exit 2) without the usage
-    dump; ``--traceback`` / ``ROBUSTLIT_TRACEBACK=1`` prints jsonargparse's whole message instead. Its help lists
-    a few known subclasses of a type, not all (:class:`ShortSubclassListFormatter`)."""
+class RobustLitParser(RobustArgumentParser):
+    """The CLI's parser: :class:`~robustlit.utils.config_files.RobustArgumentParser` (a later config file's list
+    replaces the earlier one whole; a YAML error names the file) whose errors are one line ``error: <field>:
+    <reason>`` (exit 2) without the usage dump; ``--traceback`` / ``ROBUSTLIT_TRACEBACK=1`` prints jsonargparse's
+    whole message instead. Its help lists a few known subclasses of a type, not all
+    (:class:`ShortSubclassListFormatter`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", ShortSubclassListFormatter)
@@ -252,6 +291,13 @@ class RobustLitParser(LightningArgumentParser):
             flags = [s for a in self._actions for s in a.option_strings]
             bad = reason.split()[1].split("=")[0] if len(reason.split()) > 1 else ""
             reason += did_you_mean(bad, flags)
+        self.refuse(field, reason)
+
+    def refuse(self, field: str, reason: str) -> NoReturn:
+        """Refuse the value of ``field`` (a dotted config key) as bad input: ``error: <field>: <reason>``, exit 2.
+        The CLI's own checks (:mod:`robustlit.cli_checks`) call this with the field they found."""
+        if traceback_requested() or not self.exit_on_error:
+            super().error(f"{field}: {reason}")
         prog = self.prog.replace(" [options]", "")
         sys.stderr.write(
             f"error: {field}: {reason}\n(`{prog} --help` lists the options; {TRACEBACK_FLAG} shows the whole message)\n"

@@ -52,6 +52,9 @@ class RegisteredAttack:
         unbounded: works on unbounded domains (feature vectors, ``bounds=None``).
         budget: which spec field is the budget named in the metric (``steps``, ``queries``, none).
         eot: supports ``eot_samples > 1``.
+        takes_step_size: the attack takes ``step_size`` and ``random_start`` (PGD); attacks that choose their
+            own step size and starting point (APGD, FAB, CW, Square, ...) refuse them, so that a spec never
+            names a setting that did not run.
         check: extra parse-time check of a spec (raises ``ValueError`` with the fix).
     """
 
@@ -64,6 +67,7 @@ class RegisteredAttack:
     budget: Budget = "steps"
     eot: bool = False
     check: Callable[[AttackSpec], None] | None = None
+    takes_step_size: bool = True
 
 
 ATTACKS: dict[str, RegisteredAttack] = {}
@@ -81,6 +85,7 @@ def register_attack(
     budget: Budget = "steps",
     eot: bool = False,
     check: Callable[[AttackSpec], None] | None = None,
+    takes_step_size: bool = True,
     replace: bool = False,
 ) -> Callable[[AttackBuilder], AttackBuilder]:
     """Decorator registering ``builder`` under ``name`` (see :class:`RegisteredAttack` for the fields).
@@ -103,7 +108,7 @@ def register_attack(
         if old is not None and not (replace or same):
             raise ValueError(f"attack {name!r} is already registered (by {old.builder.__module__}); pass replace=True")
         ATTACKS[name] = RegisteredAttack(
-            builder, losses, default_loss, norms, minimal_norm, unbounded, budget, eot, check
+            builder, losses, default_loss, norms, minimal_norm, unbounded, budget, eot, check, takes_step_size
         )
         return builder
 

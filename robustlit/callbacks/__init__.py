@@ -7,6 +7,7 @@ from robustlit.callbacks.checkpoint import BestCheckpoint, best_and_last_checkpo
 from robustlit.callbacks.configured_optimizer import ConfiguredOptimizerOnResume
 from robustlit.callbacks.ema import EMAWeights
 from robustlit.callbacks.evaluation import EvaluationCallback
+from robustlit.callbacks.publish_checkpoints import PublishCheckpointsAfterLogs
 
 __all__ = [
     "AdversarialEvaluation",
@@ -17,6 +18,7 @@ __all__ = [
     "EMAWeights",
     "EvaluationCallback",
     "MixtureEvaluation",
+    "PublishCheckpointsAfterLogs",
     "best_and_last_checkpoints",
 ]
 

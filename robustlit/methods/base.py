@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning.pytorch as pl
 import torch
@@ -15,8 +15,15 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
 
 from robustlit.models.normalize import Normalize
+from robustlit.utils.batch_checks import batch_is_sound, check_evaluation_batch, dataset_indices
 from robustlit.utils.finite import check_finite_logits
-from robustlit.utils.integrity import CHECKSUM_KEY, verify_checkpoint, weights_checksum
+from robustlit.utils.integrity import (
+    CHECKSUM_KEY,
+    STATE_CHECKSUMS_KEY,
+    state_checksums,
+    verify_checkpoint,
+    weights_checksum,
+)
 
 
 def plain_types(value: Any) -> Any:
@@ -52,6 +59,10 @@ class RobustClassifier(pl.LightningModule):
     and :attr:`bounds`.
     Validation/test log clean accuracy, ECE (15 bins) and NLL.
 
+    ``ready_without_checkpoint`` (class attribute, default ``False``): whether the module's weights are
+    complete when it is built. ``robustlit validate/test/predict`` of a module without it refuses to run
+    without ``--ckpt_path`` (it would evaluate random weights) unless ``--allow_untrained true``.
+
     Args:
         backbone: any ``nn.Module`` mapping normalised inputs to ``num_classes`` logits.
         num_classes: number of classes (linked from the DataModule by the CLI).
@@ -67,6 +78,9 @@ class RobustClassifier(pl.LightningModule):
         compile_kwargs: keyword arguments of ``torch.compile`` (e.g. ``{mode: max-autotune}``,
             ``{backend: aot_eager}``).
     """
+
+    #: the weights are complete when the module is built (no checkpoint needed to evaluate it)
+    ready_without_checkpoint: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -165,6 +179,40 @@ class RobustClassifier(pl.LightningModule):
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
         return loss
 
+    # ---- every batch is data before it is a model input (docs/faults.md) --------------------------------
+    def _check_batch(self, batch: Any, batch_idx: int, stage: str, loader: object) -> None:
+        """Refuse a batch with a NaN or infinite input or a label outside 0..num_classes-1 before any model call,
+        naming the dataset indices; otherwise a NaN image is reported as the model's NaN logits and a wrong label
+        as a bare ``IndexError`` of the loss."""
+        if not isinstance(batch, list | tuple) or not isinstance(batch[0], Tensor):
+            return
+        x = batch[0]
+        y = batch[1] if len(batch) > 1 and isinstance(batch[1], Tensor) else None
+        if batch_is_sound(x, y, self.num_classes):
+            return
+        integer = y is not None and not y.is_floating_point() and y.dim() == 1
+        labels = y if integer else torch.zeros(len(x), dtype=torch.long, device=x.device)
+        indices = dataset_indices(loader, batch_idx, len(x))
+        where = f"{type(self).__name__}: {stage} batch {batch_idx}"
+        check_evaluation_batch(x, labels, indices, None, self.num_classes, where)
+
+    def _loader(self, kind: str, dataloader_idx: int = 0) -> object:
+        trainer = self._trainer
+        loaders = getattr(trainer, kind, None) if trainer is not None else None
+        return loaders[dataloader_idx] if isinstance(loaders, list | tuple) else loaders
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._check_batch(batch, batch_idx, "training", self._loader("train_dataloader"))
+
+    def on_validation_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._check_batch(batch, batch_idx, "validation", self._loader("val_dataloaders", dataloader_idx))
+
+    def on_test_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._check_batch(batch, batch_idx, "test", self._loader("test_dataloaders", dataloader_idx))
+
+    def on_predict_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._check_batch(batch, batch_idx, "predict", self._loader("predict_dataloaders", dataloader_idx))
+
     # ---- evaluation --------------------------------------------------------------------------------
     def _evaluate(self, batch: tuple[Tensor, Tensor], metrics: MetricCollection) -> None:
         x, y = batch
@@ -202,6 +250,7 @@ class RobustClassifier(pl.LightningModule):
                 checkpoint[key] = plain_types(checkpoint[key])
         checkpoint["robustlit_class_path"] = f"{type(self).__module__}.{type(self).__qualname__}"
         checkpoint[CHECKSUM_KEY] = weights_checksum(checkpoint["state_dict"])
+        checkpoint[STATE_CHECKSUMS_KEY] = state_checksums(checkpoint)  # optimizer, schedulers, loops, callbacks
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse corrupt or non-finite weights before they are loaded (``fit/validate/test --ckpt_path``);

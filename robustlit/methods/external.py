@@ -60,6 +60,9 @@ class PretrainedClassifier(RobustClassifier):
             used only with ``normalization: data``.
     """
 
+    #: the weights come from ``source``, not from fit: ``robustlit test`` needs no ``--ckpt_path``
+    ready_without_checkpoint = True
+
     def __init__(
         self,
         source: ModelSource,

@@ -47,6 +47,9 @@ class MixedNUTSModule(RobustClassifier):
         **kwargs: see :class:`RobustClassifier` (num_classes, bounds).
     """
 
+    #: training-free: the base models come from their checkpoints, calibration runs in validate/test
+    ready_without_checkpoint = True
+
     def __init__(
         self,
         standard_checkpoint: str | None = None,
