@@ -149,7 +149,7 @@ def print_table(rows: list[dict], keys: list[str]) -> None:
             f"PGD UNRELIABLE on {flagged}/{len(mine)}" if flagged else f"PGD passed on {len(mine)}/{len(mine)}",
             f"fired on {fired}/{len(mine)}",
         )
-    Console().print(table)
+    Console(width=240).print(table)
 
 
 def main() -> None:

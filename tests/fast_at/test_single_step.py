@@ -81,3 +81,20 @@ def test_triangular_schedule_is_the_authors_interpolation() -> None:
 def test_wong_network_shapes() -> None:
     assert WongMNISTNet()(torch.rand(2, 1, 28, 28)).shape == (2, 10)
     assert WongMNISTNet(input_size=8)(torch.rand(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_fast_at_composes_with_the_weighting_hook() -> None:
+    """MAIL's weights and GAIRAT's kappa on single-step examples (docs/reweighting.md)."""
+    from robustlit.losses import GAIRATWeights, MAILWeights
+
+    (x, y), backbone = held_out(64), SmallCNN(width=8)
+    mail = FastAdversarialTraining(eps=0.1, backbone=backbone, weighting=MAILWeights())
+    terms = mail.loss_terms(x, y)
+    weights = mail.robust_term_weights(terms)
+    assert weights.shape == (64,) and not torch.allclose(weights, torch.ones_like(weights))
+    loss = mail.training_loss(x, y)
+    assert torch.isfinite(loss) and mail.last_weights is not None
+    gairat = FastAdversarialTraining(eps=0.1, backbone=backbone, weighting=GAIRATWeights())
+    terms = gairat.loss_terms(x, y)
+    assert terms.attack_steps == 1 and set(terms.kappa.unique().tolist()) <= {0.0, 1.0}
+    assert gairat.robust_term_weights(terms).mean().item() == pytest.approx(1.0, abs=1e-5)
