@@ -155,6 +155,7 @@ def print_table(rows: list[dict], keys: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--from-seed", type=int, default=0, help="first seed (seeds from-seed .. from-seed + seeds - 1)")
     parser.add_argument("--methods", nargs="+", choices=sorted(CONFIGS), default=list(CONFIGS))
     parser.add_argument("--json", type=Path, default=Path("runs/mnist_table.json"))
     parser.add_argument("--out", type=Path, default=Path("runs/mnist-table"))
@@ -167,7 +168,7 @@ def main() -> None:
     store = json.loads(args.json.read_text()) if args.json.is_file() else {"settings": settings, "runs": []}
     if store["settings"] != settings:
         raise SystemExit(f"{args.json} holds runs with other settings ({store['settings']}); use another --json")
-    for seed in range(args.seeds):
+    for seed in range(args.from_seed, args.from_seed + args.seeds):
         for key in args.methods:
             if any(r["method"] == key and r["seed"] == seed for r in store["runs"]):
                 continue
