@@ -155,7 +155,7 @@ def print_table(rows: list[dict], keys: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--from-seed", type=int, default=0, help="first seed (seeds from-seed .. from-seed + seeds - 1)")
+    parser.add_argument("--from-seed", type=int, default=0, help="first seed of the range")
     parser.add_argument("--methods", nargs="+", choices=sorted(CONFIGS), default=list(CONFIGS))
     parser.add_argument("--json", type=Path, default=Path("runs/mnist_table.json"))
     parser.add_argument("--out", type=Path, default=Path("runs/mnist-table"))
