@@ -153,13 +153,15 @@ class CatastrophicOverfittingGuard(Callback):
         with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
             torch.manual_seed(self.seed + trainer.current_epoch)
             row = {"epoch": trainer.current_epoch, **self.measure(pl_module, x, y)}
+        # under DDP each rank may hold another validation shard: rank 0's check decides for all, so every rank
+        # keeps the same history and the same best weights
+        row = trainer.strategy.broadcast(row, src=0)
         self.history.append(row)
         if trainer.logger is not None:
             trainer.logger.log_metrics(
                 {f"co_guard/{k}": v for k, v in row.items() if k != "epoch"}, step=trainer.global_step
             )
         collapsed = self._collapsed(row)
-        collapsed = bool(trainer.strategy.broadcast(collapsed, src=0))
         if not collapsed and (self.best is None or row["robust_acc"] >= self.best["robust_acc"]):
             self.best = row
             self.best_state = {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()}
