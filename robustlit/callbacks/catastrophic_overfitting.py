@@ -55,6 +55,8 @@ class CatastrophicOverfittingGuard(Callback):
         gap: the training-attack accuracy exceeding the robust accuracy by this much also counts (a run that
             collapses before its first check has no best to fall from; a healthy single-step run stays within
             a few points of its PGD accuracy).
+        gap_patience: how many consecutive checks the ``gap`` must hold before it counts (early in training,
+            while the cyclic learning rate ramps up, a healthy run can briefly show a large gap).
         action: ``restore`` (the best epoch's weights, then stop), ``stop`` or ``warn``.
         every_n_epochs: check period in epochs.
         seed: seed of the attacks' randomness (the check of epoch e uses ``seed + e``: reproducible, the
@@ -70,6 +72,7 @@ class CatastrophicOverfittingGuard(Callback):
         square_queries: NonNegativeInt = 300,
         drop: ClosedUnitInterval = 0.2,
         gap: ClosedUnitInterval = 0.7,
+        gap_patience: PositiveInt = 2,
         action: Action = "restore",
         every_n_epochs: PositiveInt = 1,
         seed: int = 0,
@@ -78,6 +81,7 @@ class CatastrophicOverfittingGuard(Callback):
             raise ValueError(f"action must be restore, stop or warn; got {action!r}")
         self.eps, self.num_examples, self.pgd_steps, self.pgd_restarts = eps, num_examples, pgd_steps, pgd_restarts
         self.square_queries, self.drop, self.gap, self.action = square_queries, drop, gap, action
+        self.gap_patience = gap_patience
         self.every_n_epochs, self.seed = every_n_epochs, seed
         self.history: list[dict[str, float]] = []
         self.best: dict[str, float] | None = None
@@ -171,8 +175,12 @@ class CatastrophicOverfittingGuard(Callback):
 
     def _collapsed(self, row: dict[str, float]) -> bool:
         """Robust accuracy ``drop`` below its best while the training-attack accuracy has not fallen, or
-        ``gap`` below the training-attack accuracy."""
-        if row["train_attack_acc"] - row["robust_acc"] >= self.gap:
+        ``gap`` below the training-attack accuracy at the last ``gap_patience`` checks (``row`` is the last)."""
+        checks = self.history if self.history and self.history[-1] is row else [*self.history, row]
+        recent = checks[-self.gap_patience :]
+        if len(recent) == self.gap_patience and all(
+            r["train_attack_acc"] - r["robust_acc"] >= self.gap for r in recent
+        ):
             return True
         if self.best is None:
             return False

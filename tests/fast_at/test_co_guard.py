@@ -29,7 +29,7 @@ def _run(variant: str, root: Path, tmp_path: Path) -> tuple[CatastrophicOverfitt
     )  # fmt: skip
     guard = CatastrophicOverfittingGuard(num_examples=128, pgd_steps=10, square_queries=100, action="restore")
     trainer = pl.Trainer(
-        max_epochs=6, limit_train_batches=100, limit_val_batches=0, num_sanity_val_steps=0,
+        max_epochs=8, limit_train_batches=100, limit_val_batches=0, num_sanity_val_steps=0,
         callbacks=[CyclicLearningRate(peak=0.4), guard], logger=False, enable_checkpointing=False,
         enable_progress_bar=False, inference_mode=False, default_root_dir=str(tmp_path),
     )  # fmt: skip
@@ -40,9 +40,10 @@ def _run(variant: str, root: Path, tmp_path: Path) -> tuple[CatastrophicOverfitt
 def test_guard_fires_on_catastrophic_overfitting_and_restores(mnist_root: Path, tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match="Catastrophic overfitting at epoch"):
         guard, trainer, model = _run("fgsm", mnist_root, tmp_path)
-    assert guard.fired is not None and trainer.current_epoch < 5, "the guard did not stop the run"
+    assert guard.fired is not None and trainer.current_epoch < 8, "the guard did not stop the run"
+    for row in guard.history[-guard.gap_patience :]:  # FGSM no longer finds what PGD finds, at two checks in a row
+        assert row["train_attack_acc"] - row["robust_acc"] >= guard.gap
     last = guard.history[-1]
-    assert last["train_attack_acc"] - last["robust_acc"] >= guard.gap  # FGSM no longer finds what PGD finds
     assert last["robust_acc"] < 0.1
     restored = guard.fired["restored_epoch"]
     assert restored is not None and restored < guard.fired["epoch"]
@@ -55,7 +56,7 @@ def test_guard_fires_on_catastrophic_overfitting_and_restores(mnist_root: Path, 
 
 def test_guard_stays_quiet_on_fgsm_rs(mnist_root: Path, tmp_path: Path) -> None:
     guard, trainer, _ = _run("fgsm_rs", mnist_root, tmp_path)
-    assert guard.fired is None and trainer.current_epoch == 6
+    assert guard.fired is None and trainer.current_epoch == 8
     robust = [row["robust_acc"] for row in guard.history]
     assert robust[-1] > robust[0] + 0.2, f"FGSM-RS did not become robust in this budget: {robust}"
 
@@ -76,3 +77,18 @@ def test_a_sudden_drop_while_the_training_attack_holds_restores_the_best_weights
     with pytest.warns(UserWarning, match=r"fell from 70.0% \(epoch 3\) to 45.0%"):
         guard._act(trainer, module, collapse)
     assert trainer.should_stop and torch.equal(module.weight, good["weight"])
+
+
+def test_a_large_gap_counts_only_when_it_persists() -> None:
+    """Early in training a healthy run can show a large gap once (seed 2 of the MNIST recipe: 80% against the
+    training attack, 8% robust after epoch 1); catastrophic overfitting keeps it."""
+    guard = CatastrophicOverfittingGuard(gap=0.7, gap_patience=2)
+    first = {"epoch": 1, "clean_acc": 0.98, "train_attack_acc": 0.80, "robust_acc": 0.08}
+    guard.history = [first]
+    assert not guard._collapsed(first)
+    second = {"epoch": 2, "clean_acc": 0.98, "train_attack_acc": 0.90, "robust_acc": 0.05}
+    guard.history.append(second)
+    assert guard._collapsed(second)
+    recovered = {"epoch": 2, "clean_acc": 0.98, "train_attack_acc": 0.90, "robust_acc": 0.80}
+    guard.history[-1] = recovered
+    assert not guard._collapsed(recovered)
