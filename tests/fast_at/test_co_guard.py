@@ -29,7 +29,7 @@ def _run(variant: str, root: Path, tmp_path: Path) -> tuple[CatastrophicOverfitt
     )  # fmt: skip
     guard = CatastrophicOverfittingGuard(num_examples=128, pgd_steps=10, square_queries=100, action="restore")
     trainer = pl.Trainer(
-        max_epochs=8, limit_train_batches=100, limit_val_batches=0, num_sanity_val_steps=0,
+        max_epochs=6, limit_train_batches=100, limit_val_batches=0, num_sanity_val_steps=0,
         callbacks=[CyclicLearningRate(peak=0.4), guard], logger=False, enable_checkpointing=False,
         enable_progress_bar=False, inference_mode=False, default_root_dir=str(tmp_path),
     )  # fmt: skip
@@ -40,7 +40,7 @@ def _run(variant: str, root: Path, tmp_path: Path) -> tuple[CatastrophicOverfitt
 def test_guard_fires_on_catastrophic_overfitting_and_restores(mnist_root: Path, tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match="Catastrophic overfitting at epoch"):
         guard, trainer, model = _run("fgsm", mnist_root, tmp_path)
-    assert guard.fired is not None and trainer.current_epoch < 8, "the guard did not stop the run"
+    assert guard.fired is not None and trainer.current_epoch < 6, "the guard did not stop the run"
     for row in guard.history[-guard.gap_patience :]:  # FGSM no longer finds what PGD finds, at two checks in a row
         assert row["train_attack_acc"] - row["robust_acc"] >= guard.gap
     last = guard.history[-1]
@@ -56,7 +56,7 @@ def test_guard_fires_on_catastrophic_overfitting_and_restores(mnist_root: Path, 
 
 def test_guard_stays_quiet_on_fgsm_rs(mnist_root: Path, tmp_path: Path) -> None:
     guard, trainer, _ = _run("fgsm_rs", mnist_root, tmp_path)
-    assert guard.fired is None and trainer.current_epoch == 8
+    assert guard.fired is None and trainer.current_epoch == 6
     robust = [row["robust_acc"] for row in guard.history]
     assert robust[-1] > robust[0] + 0.2, f"FGSM-RS did not become robust in this budget: {robust}"
 
