@@ -253,7 +253,7 @@ def confidence_report(
     """The confidence report of the robust model ``robust`` on ``(x, y)`` (see :func:`summarise_confidence`), with
     the standard model ``standard`` for the exact clean curve and the clean gap. Batches of ``batch_size``; the
     attacks' random starts are seeded by ``seed`` and the batch index. The same report comes from the CLI through
-    :class:`robustlit.mixed.confidence_report.ConfidenceReport`."""
+    :class:`robustlit.mixed.confidence_evaluation.ConfidenceReport`."""
     logits, margins, standard_logits = [], [], []
     for index, (xb, yb) in enumerate(zip(x.split(batch_size), y.split(batch_size), strict=True)):
         with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):

@@ -183,6 +183,13 @@ class MixedNUTSModule(RobustClassifier):
             Path(self.save_calibrated).parent.mkdir(parents=True, exist_ok=True)
             self.trainer.save_checkpoint(self.save_calibrated)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the search's record (set sizes, objective, refused grid points) with the calibrated checkpoint."""
+        checkpoint["mixednuts_search"] = self.search_result
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.search_result = checkpoint.get("mixednuts_search")
+
     def on_validation_start(self) -> None:
         self._ensure_calibrated()
 

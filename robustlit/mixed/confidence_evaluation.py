@@ -7,7 +7,7 @@ Per example: h's clean logits, its worst-case margin over every iterate of APGD-
 (:func:`robustlit.mixed.confidence.worst_case_margins`) and, when a standard model is known, g's clean logits;
 then :func:`robustlit.mixed.confidence.summarise_confidence`: the two margin groups, the separation AUC, the
 accuracy-robustness curve over alpha predicted for a fully fooled g and the recommended alpha. Written as
-``confidence_report_<stage>.json``, the figure ``confidence_report_<stage>.png`` and a rich table; examples dealt
+``confidence_report_<stage>.json``, the figure ``confidence_figure_<stage>.png`` and a rich table; examples dealt
 to DDP ranks in whole seeded batches like every :class:`~robustlit.callbacks.evaluation.EvaluationCallback`.
 """
 
@@ -158,7 +158,7 @@ class ConfidenceReport(EvaluationCallback):
 
     def figures(self, summary: dict, stage: str, epoch: int) -> dict[str, tuple[Figure, Any]]:
         data = {k: summary[k] for k in ("curve", "recommended", "auc", "clean_acc", "robust_acc")}
-        return {"confidence_report": (confidence_figure(summary, title=f"{stage}: {self.title}"), data)}
+        return {"confidence_figure": (confidence_figure(summary, title=f"{stage}: {self.title}"), data)}
 
     def print_summary(self, summary: dict, title: str) -> None:
         console = Console()
