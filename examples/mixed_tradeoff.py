@@ -98,7 +98,7 @@ def _stamped(target: Path, command: list[str], retrain: bool, run: Callable[[], 
 def _fit(config: str, target: Path, extra: list[str], retrain: bool, best: bool, inputs: tuple[Path, ...] = ()) -> None:
     from mixed_digits import fit  # the example next to this one: robustlit fit + copy of the best/last checkpoint
 
-    command = ["fit", config, *extra, *(_sha(p) for p in inputs)]
+    command = ["fit", config, _sha(TRADEOFF / config), *extra, *(_sha(p) for p in inputs)]
     _stamped(target, command, retrain, lambda: fit(TRADEOFF / config, target, best=best, retrain=True, extra=extra))
 
 
@@ -108,17 +108,24 @@ def _paths(seed: int) -> dict[str, Path]:
     return {key: CHECKPOINTS / f"tradeoff_{name}{tag}.ckpt" for key, name in names.items()}
 
 
+def train_bases(seed: int, retrain: bool) -> dict[str, Path]:
+    """Step 1: g and h of one seed (seed 0: checkpoints/tradeoff_{standard,pgd_at}.ckpt, as the configs name them)."""
+    paths = _paths(seed)
+    seeded = ["--seed_everything", str(seed), "--data.init_args.seed", str(seed)]
+    _fit("standard.yaml", paths["g"], seeded, retrain, best=True)
+    _fit("pgd_at.yaml", paths["h"], seeded, retrain, best=True)
+    return paths
+
+
 def _train(seed: int, retrain: bool) -> dict[str, Path]:
     """Steps 1, 3 and 4: the bases, the calibrated MixedNUTS and the learned mixture (validation split only)."""
-    paths = _paths(seed)
+    paths = train_bases(seed, retrain)
     seeded = ["--seed_everything", str(seed), "--data.init_args.seed", str(seed)]
     bases = ["--model.init_args.standard_checkpoint", str(paths["g"]), "--model.init_args.robust_checkpoint"]
     bases.append(str(paths["h"]))
-    _fit("standard.yaml", paths["g"], seeded, retrain, best=True)
-    _fit("pgd_at.yaml", paths["h"], seeded, retrain, best=True)
     nuts = [*seeded, *bases, "--model.init_args.save_calibrated", str(paths["nuts"])]
     command = ["validate", "--config", str(TRADEOFF / "mixednuts.yaml"), "--trainer.enable_progress_bar", "false"]
-    stamp = ["validate", "mixednuts.yaml", *nuts, _sha(paths["g"]), _sha(paths["h"])]
+    stamp = ["validate", "mixednuts.yaml", _sha(TRADEOFF / "mixednuts.yaml"), *nuts, _sha(paths["g"]), _sha(paths["h"])]
     _stamped(paths["nuts"], stamp, retrain, lambda: main([*command, *nuts]))
     _fit("mixed.yaml", paths["learned"], [*seeded, *bases], retrain, best=False, inputs=(paths["g"], paths["h"]))
     return paths

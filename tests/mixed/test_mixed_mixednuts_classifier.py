@@ -155,6 +155,20 @@ def test_calibration_drops_the_examples_autoattack_breaks():
     assert torch.cdist(sets[True].double(), sets[False].double()).min(dim=1).values.max() < 1e-9
 
 
+def test_a_robustness_budget_sets_the_keep_fraction_from_the_share_of_robust_calibration_examples():
+    module = MixedNUTSModule(
+        standard=tiny_base(0, 4), robust=tiny_base(1, 6), num_classes=K, robustness_budget=0.05,
+        calibration_attack=AttackSpec("apgd", "Linf", 0.02, 5), calibration_targets=2, calibration_autoattack=False,
+        s_grid=[1.0, 2.0], c_grid=[0.0], p_grid=[1.0],
+    )  # fmt: skip
+    result = module.calibrate(tiny_loader(32, 16))
+    assert result["calibration_examples"] == 32 and result["set_a"] > 0
+    # giving up 5 points of robust accuracy on 32 examples = 1.6 of the set-(a) examples
+    assert result["keep_fraction"] == pytest.approx(1 - 0.05 * 32 / result["set_a"])
+    with pytest.raises(ValueError, match="robustness_budget"):
+        MixedNUTSModule(standard=tiny_base(0, 4), robust=tiny_base(1, 6), num_classes=K, robustness_budget=1.5)
+
+
 def test_calibration_attack_must_name_apgd():
     with pytest.raises(ValueError, match="name must be 'apgd'"):
         MixedNUTSModule(
