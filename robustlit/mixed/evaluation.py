@@ -213,20 +213,20 @@ class MixtureEvaluation(EvaluationCallback):
 
     def _robustness(self, models, attacks, x: Tensor, y: Tensor, batch_id: int, bounds) -> dict:  # noqa: ANN001
         out: dict = {}
-        k = 0
         for name, model in models.items():
             with torch.no_grad():
                 clean = model(x).argmax(dim=1) == y
             out[f"{name}/clean"] = clean.cpu()
-            for spec, attack in zip(self.attacks, attacks[name], strict=True):
-                with self.seeded(batch_id, k, x.device):
+            for i, (spec, attack) in enumerate(zip(self.attacks, attacks[name], strict=True)):
+                # the seed of each run does not depend on which models are evaluated (base_models)
+                with self.seeded(batch_id, MODELS.index(name) * len(self.attacks) + i, x.device):
                     x_adv = attack(x, y)
-                k += 1
                 with torch.no_grad():
                     out[f"{name}/{spec.metric_name}"] = (clean & (model(x_adv).argmax(dim=1) == y)).cpu()
                 if name == "mixture" and spec is self.attacks[0]:
                     out["alpha_attacked"] = models["mixture"].forward_with_alpha(x_adv)[1].detach().cpu()
         mixture = models["mixture"]
+        k = len(MODELS) * len(self.attacks)
         with torch.no_grad():
             out["alpha_clean"] = mixture.forward_with_alpha(x)[1].cpu()
         alphas = []
