@@ -235,7 +235,7 @@ def _seed(seed: int, retrain: bool) -> dict:
     rows = {
         "standard base g": _row((nuts, "standard"), (curve[0.0], "mixture")),
         "robust base h (PGD-AT)": _row((nuts, "robust"), (curve[1.0], "mixture")),
-        f"constant alpha {alpha:g}": _row((curve[alpha], "mixture")),
+        "constant alpha": _row((curve[alpha], "mixture")),
         "MixedNUTS": _row((nuts, "mixture")),
         "learned mixture": _row((mixtures["learned mixture"], "mixture")),
     }
@@ -280,14 +280,14 @@ def _goals(per_seed: dict[int, dict]) -> list[str]:
         rows = result["rows"]
         g, h = rows["standard base g"], rows["robust base h (PGD-AT)"]
         h_aa, gap = h["robust_acc"][AA], g["clean_acc"] - h["clean_acc"]
-        constant = rows[f"constant alpha {result['alpha']:g}"]
+        constant = rows["constant alpha"]
         lines.append(
             f"seed {seed}: g {100 * g['clean_acc']:.1f}% clean / {100 * g['worst_robust_acc']:.1f}% worst; h "
             f"{100 * h['clean_acc']:.1f}% clean, AutoAttack {100 * h_aa:.1f}%; clean gap {100 * gap:.1f} points"
         )
         for label, row in list(rows.items())[2:]:
             drop = row["worst_robust_acc"] - h_aa
-            drops.setdefault(label.split(" 0.")[0], []).append(drop)
+            drops.setdefault(label, []).append(drop)
             recovered = (row["clean_acc"] - h["clean_acc"]) / gap
             at_curve = _curve_clean_at(result["curve"], row["worst_robust_acc"])
             lines.append(
@@ -360,11 +360,8 @@ def tradeoff(seeds: list[int], retrain: bool) -> dict:
                   f"constant alpha chosen on validation: {alphas}")  # fmt: skip
     for column in ["model", "clean", *COLUMNS, "worst of all"]:
         table.add_column(column, justify="left" if column == "model" else "right")
-    labels = [label.split(" 0.")[0] for label in per_seed[seeds[0]]["rows"]]
-    for label in labels:
-        rows = [
-            next(r for k, r in result["rows"].items() if k.split(" 0.")[0] == label) for result in per_seed.values()
-        ]
+    for label in per_seed[seeds[0]]["rows"]:
+        rows = [result["rows"][label] for result in per_seed.values()]
         cells = [_mean_std([r["robust_acc"][c] for r in rows]) if all(c in r["robust_acc"] for r in rows) else "-"
                  for c in COLUMNS]  # fmt: skip
         table.add_row(label, _mean_std([r["clean_acc"] for r in rows]), *cells,
@@ -375,7 +372,8 @@ def tradeoff(seeds: list[int], retrain: bool) -> dict:
     print("g's and h's adaptive columns: the constant-alpha mixture at alpha 0 and 1 under the same attacks")
     for seed, result in per_seed.items():
         points = ", ".join(
-            f"{p['alpha']:g}: {100 * p['clean']:.1f}/{100 * p['worst']:.1f} (pred. {100 * p['predicted_robust']:.1f})"
+            f"{p['alpha']:g}: {100 * p['clean']:.1f}/{100 * p['worst']:.1f}"
+            + ("" if p["predicted_robust"] is None else f" (pred. {100 * p['predicted_robust']:.1f})")
             for p in sorted(result["curve"], key=lambda p: p["alpha"])
         )
         print(f"seed {seed} constant alpha, clean/worst (predicted robust): {points}")

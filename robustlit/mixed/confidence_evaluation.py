@@ -28,6 +28,7 @@ from robustlit.callbacks.evaluation import EvaluationCallback, Stage
 from robustlit.checkpoint import load_classifier
 from robustlit.mixed.confidence import DEFAULT_ALPHAS, summarise_confidence, worst_case_margins
 from robustlit.mixed.confidence_figure import confidence_figure, confidence_table
+from robustlit.utils.fingerprint import model_fingerprint
 
 __all__ = ["ConfidenceReport", "robust_and_standard_of"]
 
@@ -127,7 +128,9 @@ class ConfidenceReport(EvaluationCallback):
                     out["standard_logits"] = standard(x).float()
             return out
 
-        columns = self.collect(dataset, batch, device, bounds, cache_model=robust, cache_tag=self.attack_name)
+        # the cache is keyed by h's weights; g's fingerprint joins the tag, since its clean logits are cached too
+        tag = self.attack_name + ("" if standard is None else f"-g{model_fingerprint(standard)[:12]}")
+        columns = self.collect(dataset, batch, device, bounds, cache_model=robust, cache_tag=tag)
         report = summarise_confidence(
             columns["label"], columns["clean_logits"], columns["worst_margin"], columns.get("standard_logits"),
             self.alphas, self.robustness_budget,
