@@ -84,7 +84,9 @@ def _stamped(target: Path, command: list[str], retrain: bool, run: Callable[[], 
     stamp = target.with_name(target.name + ".stamp.json")
     data = {k: v for k, v in vars(TradeoffDigitsDataModule()).items() if k in ("contrast", "downsample", "noise_std")}
     expected = {"command": command, "data": {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}}
-    if not retrain and target.is_file() and stamp.is_file() and json.loads(stamp.read_text()) == expected:
+    recorded = json.loads(stamp.read_text()) if stamp.is_file() else {}
+    recorded.pop("wall_seconds", None)
+    if not retrain and target.is_file() and recorded == expected:
         print(f"[skip] {target.relative_to(REPO)} exists", flush=True)
         return
     if target.is_file():
