@@ -213,15 +213,18 @@ def _row(*sources: tuple[dict, str]) -> dict:
 
 
 def _curve_clean_at(curve: list[dict], worst: float) -> float:
-    """Clean accuracy of the measured constant-alpha curve at a worst-case robust accuracy (linear interpolation
-    between its points sorted by robustness; the end points beyond them)."""
-    points = sorted((p["worst"], p["clean"]) for p in curve)
-    if worst <= points[0][0]:
-        return max(c for w, c in points if w == points[0][0])
-    for (w0, c0), (w1, c1) in zip(points, points[1:], strict=False):
+    """Clean accuracy of the measured constant-alpha curve at a worst-case robust accuracy: its upper envelope
+    (the points no other point beats in both clean and worst-case accuracy), linearly interpolated between them by
+    robustness; below its least robust point that point's clean accuracy, above its most robust point that one's."""
+    points = [(p["worst"], p["clean"]) for p in curve]
+    frontier = sorted({(w, c) for w, c in points if not any(w2 >= w and c2 >= c and (w2, c2) != (w, c)
+                                                            for w2, c2 in points)})  # fmt: skip
+    if worst <= frontier[0][0]:
+        return frontier[0][1]
+    for (w0, c0), (w1, c1) in zip(frontier, frontier[1:], strict=False):
         if w0 <= worst <= w1:
-            return c0 if w1 == w0 else c0 + (c1 - c0) * (worst - w0) / (w1 - w0)
-    return points[-1][1]
+            return c0 + (c1 - c0) * (worst - w0) / (w1 - w0)
+    return frontier[-1][1]
 
 
 def _seed(seed: int, retrain: bool) -> dict:
@@ -309,6 +312,11 @@ def _goals(per_seed: dict[int, dict]) -> list[str]:
         lines.append(f"  MixedNUTS within 2 points of h's AutoAttack: {'met' if within else 'NOT met'}; on or above "
                      f"the constant-alpha curve (clean within 1 point): {'met' if above else 'NOT met'}; keeps "
                      f"{100 * kept:.1f}% of h's robust test examples")  # fmt: skip
+        along = [p for p in sorted(result["curve"], key=lambda p: p["alpha"]) if p["predicted_robust"] is not None]
+        inside = [p for p in along if -1e-9 <= p["worst"] - p["predicted_robust"] <= 0.03 + 1e-9]
+        excess = ", ".join(f"{p['alpha']:g}: {100 * (p['worst'] - p['predicted_robust']):+.1f}" for p in along)
+        lines.append(f"  measured minus predicted robust accuracy along the curve (alpha: points): {excess}; in "
+                     f"[0, +3] at {len(inside)} of {len(along)} alphas")  # fmt: skip
         point = next(p for p in result["curve"] if p["alpha"] == result["alpha"])
         excess = point["worst"] - point["predicted_robust"]
         lines.append(

@@ -42,9 +42,16 @@ def test_rows_combine_attacks_of_several_evaluations_per_example() -> None:
         module._row((first, "standard"), ({"per_example": {"index": [3, 2, 1, 0]}}, "mixture"))
 
 
-def test_curve_is_read_by_linear_interpolation_at_a_worst_case() -> None:
+def test_curve_is_its_upper_envelope_read_by_linear_interpolation_at_a_worst_case() -> None:
     module = _example()
-    curve = [{"worst": 0.0, "clean": 0.99}, {"worst": 0.2, "clean": 0.97}, {"worst": 0.3, "clean": 0.87}]
-    assert module._curve_clean_at(curve, 0.25) == pytest.approx(0.92)
-    assert module._curve_clean_at(curve, 0.2) == pytest.approx(0.97)
-    assert module._curve_clean_at(curve, 0.35) == pytest.approx(0.87)  # beyond the curve: its end point
+    curve = [
+        {"worst": 0.1, "clean": 0.99},  # dominated by the next point
+        {"worst": 0.2, "clean": 0.99},
+        {"worst": 0.26, "clean": 0.97},
+        {"worst": 0.26, "clean": 0.87},  # same robustness, less clean: not the curve
+        {"worst": 0.25, "clean": 0.95},  # dominated
+    ]
+    assert module._curve_clean_at(curve, 0.23) == pytest.approx(0.98)
+    assert module._curve_clean_at(curve, 0.26) == pytest.approx(0.97)
+    assert module._curve_clean_at(curve, 0.05) == pytest.approx(0.99)
+    assert module._curve_clean_at(curve, 0.3) == pytest.approx(0.97)  # beyond the curve: its most robust point
