@@ -2,6 +2,7 @@
 
 from robustlit.data.base import RobustDataModule, check_in_bounds
 from robustlit.data.digits import DigitsDataModule
+from robustlit.data.mnist import MNISTDataModule
 from robustlit.data.tradeoff_digits import TradeoffDigitsDataModule
 from robustlit.data.tsipras import (
     TsiprasDataModule,
@@ -12,7 +13,8 @@ from robustlit.data.tsipras import (
 from robustlit.data.vision import (
     CIFAR10DataModule,
     CIFAR100DataModule,
-    MNISTDataModule,
+    FashionMNISTDataModule,
+    KMNISTDataModule,
     TorchvisionDataModule,
 )
 
@@ -20,6 +22,8 @@ __all__ = [
     "CIFAR10DataModule",
     "CIFAR100DataModule",
     "DigitsDataModule",
+    "FashionMNISTDataModule",
+    "KMNISTDataModule",
     "MNISTDataModule",
     "RobustDataModule",
     "TorchvisionDataModule",

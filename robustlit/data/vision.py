@@ -1,4 +1,5 @@
-"""MNIST, CIFAR-10 and CIFAR-100 through torchvision, in [0, 1] pixel space (no normalisation here)."""
+"""Fashion-MNIST, KMNIST, CIFAR-10 and CIFAR-100 through torchvision, in [0, 1] pixel space (no normalisation
+here). MNIST: :mod:`robustlit.data.mnist`."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ class TorchvisionDataModule(RobustDataModule):
 
     dataset_class: type = datasets.MNIST
     train_augmentation: list = []
+    #: appended to the missing-files error (e.g. where else the data can come from)
+    missing_hint: str = ""
 
     def __init__(
         self,
@@ -60,11 +63,12 @@ class TorchvisionDataModule(RobustDataModule):
             if self.download:
                 raise RuntimeError(
                     f"{name}: could not download to {Path(self.root).resolve()} ({error}). With no network, copy "
-                    "the dataset files there and set download: false."
+                    f"the dataset files there and set download: false. {self.missing_hint}".rstrip()
                 ) from error
             raise FileNotFoundError(
                 f"{name}: no dataset files under {Path(self.root).resolve()} and download is off. Put the "
-                f"torchvision {name} files there, or set `--data.init_args.download true` (needs network)."
+                f"torchvision {name} files there, or set `--data.init_args.download true` (needs network). "
+                f"{self.missing_hint}".rstrip()
             ) from error
 
     def prepare_data(self) -> None:
@@ -113,13 +117,26 @@ class TorchvisionDataModule(RobustDataModule):
         return padding, flip_p
 
 
-class MNISTDataModule(TorchvisionDataModule):
-    """MNIST, 1x28x28, 10 classes."""
+class FashionMNISTDataModule(TorchvisionDataModule):
+    """Fashion-MNIST (Xiao et al. 2017), 1x28x28, 10 classes, from torchvision's files (no package on the
+    registry ships them; docs/mnist.md)."""
 
-    dataset_class = datasets.MNIST
+    dataset_class = datasets.FashionMNIST
     num_classes = 10
-    mean = (0.1307,)
-    std = (0.3081,)
+    mean = (0.2860,)
+    std = (0.3530,)
+    missing_hint = "No package on PyPI ships Fashion-MNIST (docs/mnist.md): use torchvision's files."
+
+
+class KMNISTDataModule(TorchvisionDataModule):
+    """Kuzushiji-MNIST (Clanuwat et al. 2018), 1x28x28, 10 classes, from torchvision's files (no package on
+    the registry ships them; docs/mnist.md)."""
+
+    dataset_class = datasets.KMNIST
+    num_classes = 10
+    mean = (0.1918,)
+    std = (0.3483,)
+    missing_hint = "No package on PyPI ships KMNIST (docs/mnist.md): use torchvision's files."
 
 
 class CIFAR10DataModule(TorchvisionDataModule):
