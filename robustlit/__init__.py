@@ -3,8 +3,8 @@
 from typing import Any
 
 from robustlit.checkpoint import CheckpointError, load_classifier, load_module
+from robustlit.version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["CheckpointError", "EvaluationResult", "__version__", "evaluate", "load_classifier", "load_module"]
 
 

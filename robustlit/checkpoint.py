@@ -12,6 +12,8 @@ from robustlit.utils.integrity import CheckpointError, unreadable_checkpoint, ve
 
 #: Checkpoint entry holding the import path of the method that wrote it (set by RobustClassifier).
 CLASS_PATH_KEY = "robustlit_class_path"
+#: Import paths that moved, old -> new, so that checkpoints written before the move still load.
+MOVED_CLASS_PATHS = {"robustlit.methods.mixed.MixedClassifierModule": "robustlit.mixed.module.MixedClassifierModule"}
 
 
 def read_checkpoint(ckpt_path: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -101,6 +103,7 @@ def _import_method(class_path: str | None, path: Path) -> type:
 
     if not class_path:
         raise CheckpointError(f"{path} does not say which robustlit method wrote it")
+    class_path = MOVED_CLASS_PATHS.get(class_path, class_path)
     module_name, _, name = class_path.rpartition(".")
     try:
         method = getattr(importlib.import_module(module_name), name)

@@ -1,10 +1,11 @@
 """Layering contract (docs/architecture.md): the pure-torch layers import no Lightning.
 
-``robustlit/losses``, ``robustlit/certify``, ``robustlit/attacks``, ``robustlit/models`` and every
+``robustlit/losses``, ``robustlit/certify``, ``robustlit/attacks``, ``robustlit/models``, ``robustlit/audit`` and every
 pure-torch file of a method package (``robustlit/mixed``: all but its Lightning module and base
 loader) must be importable, and testable, without Lightning. Checked honestly: one fresh Python
 process imports every such module (found by walking the packages, so new files are covered) and then
-looks at ``sys.modules``; it finally imports a Lightning file to show the check can see Lightning.
+looks at ``sys.modules``; it finally imports a Lightning file to show the check can see Lightning. The
+static import rules (no cycles, which layer may import which) are ``tests/test_import_rules.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-PURE_PACKAGES = ["robustlit.losses", "robustlit.certify", "robustlit.attacks", "robustlit.models"]
+PURE_PACKAGES = ["robustlit.losses", "robustlit.certify", "robustlit.attacks", "robustlit.models", "robustlit.audit"]
 #: method packages -> their files that may use Lightning (everything else in them must not)
 METHOD_PACKAGES = {
     "robustlit.mixed": ["module", "mixednuts_module", "bases", "evaluation", "report_table", "confidence_evaluation"]
@@ -71,6 +72,7 @@ def test_pure_layers_import_no_lightning():
     checked = set(report["checked"])
     expected = {"robustlit.losses.trades", "robustlit.certify.smoothing", "robustlit.attacks.pgd"}
     expected |= {"robustlit.models.small_cnn", "robustlit.mixed.classifier", "robustlit.mixed.adaptive_attack"}
+    expected |= {"robustlit.audit.trace", "robustlit.audit.curves"}
     assert expected <= checked, f"not checked: {sorted(expected - checked)}"
     assert not {"robustlit.mixed.module", "robustlit.mixed.bases"} & checked
     assert report["sees_lightning"], "importing robustlit.mixed.module did not load lightning: the check is blind"

@@ -23,6 +23,7 @@ Two solvers (docs/reweighting.md, "The inner problem: how accurately it is solve
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -32,7 +33,6 @@ from torch import Tensor, nn
 from robustlit.attacks.eval_mode import attack_mode
 from robustlit.attacks.pgd import LossFn, RandomStart, random_start
 from robustlit.attacks.threat_model import ThreatModel
-from robustlit.losses.dro import log_barrier_penalty
 
 
 class BarrierSolution(NamedTuple):
@@ -41,6 +41,30 @@ class BarrierSolution(NamedTuple):
     x_adv: Tensor
     converged: Tensor
     iterations: int
+
+
+def log_barrier_penalty(delta: Tensor, eps: float, c: float) -> Tensor:
+    """Log-barrier of the Linf box, −c Σ_k [log(ε − δ_k) + log(ε + δ_k)], one value per example.
+
+    DONE's smoothed inner problem (Sow et al. 2024, eq. 7): the attack *minimises*
+    ℓ̄(δ) = −ℓ(δ) + ``log_barrier_penalty(δ, ε, c)``. ``delta`` is (N, ...) and the sum runs over all
+    non-batch dimensions. Examples with any |δ_k| ≥ ε get +inf (also for c = 0: the box is a hard
+    constraint); their gradient is zero rather than NaN. The value may be negative when ε > 1/2 (only
+    its gradient matters to the attack).
+    """
+    if not eps > 0:
+        raise ValueError(f"the barrier needs eps > 0; got {eps}")
+    if c < 0:
+        raise ValueError(f"the barrier weight c must be >= 0; got {c}")
+    flat = delta.flatten(1)
+    lower_gap = eps - flat
+    upper_gap = eps + flat
+    inside = (lower_gap > 0) & (upper_gap > 0)
+    one = torch.ones_like(flat)
+    safe_log = torch.log(torch.where(inside, lower_gap, one)) + torch.log(torch.where(inside, upper_gap, one))
+    penalty = -c * safe_log.sum(dim=1)
+    all_inside = inside.all(dim=1)
+    return torch.where(all_inside, penalty, torch.full_like(penalty, math.inf))
 
 
 def _start(x: Tensor, eps: float, kind: RandomStart, bounds: tuple[float, float] | None) -> Tensor:

@@ -16,8 +16,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from robustlit.attacks.ball import Norm, RandomStart, per_example_norm, project, random_start
 from robustlit.attacks.eval_mode import attack_mode
-from robustlit.attacks.threat_model import Norm, RandomStart
 
 LossFn = Callable[[Tensor], Tensor]
 #: logits (N, K) -> bool (N,): did the attack succeed on this example (e.g. misclassified)?
@@ -26,45 +26,11 @@ SuccessFn = Callable[[Tensor], Tensor]
 _TINY = 1e-12
 
 
-def _per_example_norm(t: Tensor) -> Tensor:
-    return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.dim() - 1)))
-
-
-def project(x_adv: Tensor, x: Tensor, eps: float, norm: Norm, bounds: tuple[float, float] | None) -> Tensor:
-    """Euclidean projection onto B_eps(x) ∩ bounds (sequential clipping is exact for Linf boxes)."""
-    delta = x_adv - x
-    if norm == "Linf":
-        delta = delta.clamp(-eps, eps)
-    else:
-        factor = (eps / (_per_example_norm(delta) + _TINY)).clamp(max=1.0)
-        delta = delta * factor
-    x_adv = x + delta
-    if bounds is not None:
-        x_adv = x_adv.clamp(*bounds)
-    return x_adv
-
-
-def random_start(x: Tensor, eps: float, norm: Norm, kind: RandomStart, bounds: tuple[float, float] | None) -> Tensor:
-    """Initial point: uniform in the ball (Madry), x + 0.001 N(0, I) (TRADES), or x itself."""
-    if kind == "none" or eps == 0:
-        return x.clone()
-    if kind == "gaussian":
-        return x + 0.001 * torch.randn_like(x)
-    if norm == "Linf":
-        start = x + torch.empty_like(x).uniform_(-eps, eps)
-    else:
-        direction = torch.randn_like(x)
-        direction = direction / (_per_example_norm(direction) + _TINY)
-        radius = torch.rand(x.shape[0], *([1] * (x.dim() - 1)), device=x.device, dtype=x.dtype)
-        start = x + eps * radius * direction
-    return project(start, x, eps, norm, bounds)
-
-
 def ascent_step(x_adv: Tensor, grad: Tensor, step_size: float, norm: Norm) -> Tensor:
     """One unprojected ascent step: x + a sign(g) (Linf) or x + a g / ||g||_2 (L2; Madry et al. 2018, eq. 2)."""
     if norm == "Linf":
         return x_adv + step_size * grad.sign()
-    return x_adv + step_size * grad / (_per_example_norm(grad) + _TINY)
+    return x_adv + step_size * grad / (per_example_norm(grad) + _TINY)
 
 
 def _gradient(model: nn.Module, x_adv: Tensor, loss_fn: LossFn, eot_samples: int) -> tuple[Tensor, Tensor, Tensor]:

@@ -11,19 +11,18 @@ max_{δ ∈ S} L(θ, x + δ, y)). Evaluation attacks are configured by
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, get_args
 
+from robustlit.attacks.ball import Bounds, Norm, RandomStart
 from robustlit.attacks.eps import Eps, check_eps
+from robustlit.attacks.pgd import pgd_attack
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from torch import Tensor, nn
 
-#: Lp norm of the perturbation ball; all radii are in [0, 1] pixel units (docs/contracts.md).
-Norm = Literal["Linf", "L2"]
-#: Initial point of the search: uniform in the ball (Madry), x + 0.001 N(0, I) (TRADES), or x itself.
-RandomStart = Literal["uniform", "gaussian", "none"]
+__all__ = ["Bounds", "Norm", "RandomStart", "ThreatModel"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ class ThreatModel:
     step_size: float = 2 / 255
     steps: int = 10
     random_start: RandomStart = "uniform"
-    bounds: tuple[float, float] | None = (0.0, 1.0)
+    bounds: Bounds = (0.0, 1.0)
 
     def __post_init__(self) -> None:
         if self.norm not in get_args(Norm):
@@ -78,8 +77,6 @@ class ThreatModel:
         :func:`robustlit.attacks.eval_mode.attack_mode` (eval mode unless ``train_mode``, no parameter
         gradients). Returns a detached tensor.
         """
-        from robustlit.attacks.pgd import pgd_attack  # pgd imports this module's Norm
-
         if self.norm == "L2":  # the L2 radius's range depends on the input size (sqrt(d) * width)
             check_eps(self.eps, self.norm, self.bounds, tuple(x.shape[1:]))
         return pgd_attack(

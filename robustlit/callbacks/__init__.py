@@ -1,4 +1,7 @@
-"""Lightning callbacks: adversarial evaluation, certification, calibration, mixtures (one base class), checkpointing."""
+"""Lightning callbacks: adversarial evaluation, certification, calibration (one base class), checkpointing.
+
+The mixed classifier's evaluation lives with its family: ``robustlit.mixed.evaluation.MixtureEvaluation``.
+"""
 
 from robustlit.callbacks.adversarial_evaluation import AdversarialEvaluation
 from robustlit.callbacks.calibration import CalibrationEvaluation
@@ -21,17 +24,6 @@ __all__ = [
     "CyclicLearningRate",
     "EMAWeights",
     "EvaluationCallback",
-    "MixtureEvaluation",
     "PublishCheckpointsAfterLogs",
     "best_and_last_checkpoints",
 ]
-
-
-def __getattr__(name: str) -> object:
-    """``robustlit.callbacks.MixtureEvaluation`` lives in the mixed-classifier package; imported on first
-    use, since that module itself imports :mod:`robustlit.callbacks.evaluation` (no import cycle)."""
-    if name == "MixtureEvaluation":
-        from robustlit.mixed.evaluation import MixtureEvaluation
-
-        return MixtureEvaluation
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,7 +23,7 @@ from typing import Any
 
 from torch import nn
 
-from robustlit.interop.source import build_architecture
+from robustlit.interop.architecture import build_architecture
 from robustlit.models.normalize import Normalize
 from robustlit.utils.file_mode import with_user_umask
 from robustlit.utils.integrity import CheckpointError, weights_checksum

@@ -9,7 +9,10 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from robustlit.interop.architecture import build_architecture
+from robustlit.interop.exported import is_export, load_export
 from robustlit.interop.weights import read_state_dict
+from robustlit.utils.integrity import CheckpointError
 
 SourceKind = Literal["module", "torchscript", "robustbench", "robustlit"]
 
@@ -70,17 +73,6 @@ class ModelSource:
         return True if self.kind in ("robustbench", "robustlit") else None
 
 
-def build_architecture(class_path: str, init_args: dict[str, Any] | None = None) -> nn.Module:
-    """Instantiate ``class_path(**init_args)`` through jsonargparse (types checked, nested
-    ``class_path`` arguments built), the way the CLI builds a ``backbone``."""
-    from jsonargparse import ArgumentParser
-
-    parser = ArgumentParser(exit_on_error=False)
-    parser.add_subclass_arguments(nn.Module, "model", fail_untyped=False)
-    config = parser.parse_object({"model": {"class_path": class_path, "init_args": dict(init_args or {})}})
-    return parser.instantiate_classes(config).model
-
-
 def build_model(source: ModelSource) -> nn.Module:
     """The ``nn.Module`` named by ``source``, on CPU in eval mode."""
     if source.kind == "module":
@@ -96,6 +88,10 @@ def build_model(source: ModelSource) -> nn.Module:
         from robustlit.interop.robustbench_zoo import load_robustbench_model
 
         return load_robustbench_model(str(source.name), source.dataset, source.threat_model, source.model_dir)
-    from robustlit.checkpoint import load_classifier
-
-    return load_classifier(str(source.path))
+    # an export loads without unpickling anything; a Lightning .ckpt is not a source (it may run code)
+    if not is_export(str(source.path)):
+        raise CheckpointError(
+            f"{source.path} is not a robustlit export (a folder holding model.safetensors, or a .safetensors file "
+            "written by python -m robustlit.export); export a checkpoint first: python -m robustlit.export CKPT OUTDIR"
+        )
+    return load_export(str(source.path))

@@ -1,11 +1,11 @@
 """Pure-torch losses and weightings (no Lightning import), testable on their own."""
 
+from robustlit.attacks.log_barrier import log_barrier_penalty
 from robustlit.losses.dro import (
     DROWeights,
     RunningNormaliser,
     dro_objective,
     dro_weights,
-    log_barrier_penalty,
     weighted_mean,
 )
 from robustlit.losses.instance_weights import (

@@ -167,30 +167,6 @@ class RunningNormaliser(nn.Module):
         return f"normalise_weights={self.normalise_weights}"
 
 
-def log_barrier_penalty(delta: Tensor, eps: float, c: float) -> Tensor:
-    """Log-barrier of the Linf box, −c Σ_k [log(ε − δ_k) + log(ε + δ_k)], one value per example.
-
-    DONE's smoothed inner problem (Sow et al. 2024, eq. 7): the attack *minimises*
-    ℓ̄(δ) = −ℓ(δ) + ``log_barrier_penalty(δ, ε, c)``. ``delta`` is (N, ...) and the sum runs over all
-    non-batch dimensions. Examples with any |δ_k| ≥ ε get +inf (also for c = 0: the box is a hard
-    constraint); their gradient is zero rather than NaN. The value may be negative when ε > 1/2 (only
-    its gradient matters to the attack).
-    """
-    if not eps > 0:
-        raise ValueError(f"the barrier needs eps > 0; got {eps}")
-    if c < 0:
-        raise ValueError(f"the barrier weight c must be >= 0; got {c}")
-    flat = delta.flatten(1)
-    lower_gap = eps - flat
-    upper_gap = eps + flat
-    inside = (lower_gap > 0) & (upper_gap > 0)
-    one = torch.ones_like(flat)
-    safe_log = torch.log(torch.where(inside, lower_gap, one)) + torch.log(torch.where(inside, upper_gap, one))
-    penalty = -c * safe_log.sum(dim=1)
-    all_inside = inside.all(dim=1)
-    return torch.where(all_inside, penalty, torch.full_like(penalty, math.inf))
-
-
 def _all_gather(values: Tensor) -> Tensor:
     """(world_size, N) stack of every rank's ``values`` (equal N on every rank); (1, N) when not distributed."""
     rank, size = world()

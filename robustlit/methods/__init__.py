@@ -1,11 +1,9 @@
 """One LightningModule per method, all on :class:`RobustClassifier`.
 
-The mixed classifier's module lives in :mod:`robustlit.mixed` with the rest of its family; it is
-re-exported here on first access (PEP 562), because ``robustlit.mixed.module`` itself imports
-``robustlit.methods.base`` and an eager import would be circular.
+The mixed classifier's modules live with the rest of their family in :mod:`robustlit.mixed`
+(``robustlit.mixed.MixedClassifierModule``, ``robustlit.mixed.MixedNUTSModule``): that package builds on
+this one, never the reverse (tests/test_import_rules.py).
 """
-
-from typing import Any
 
 from robustlit.methods.adversarial import AdversarialTraining
 from robustlit.methods.awp import MARTAWP, PGDATAWP, TRADESAWP, AdversarialWeightPerturbation
@@ -20,15 +18,6 @@ from robustlit.methods.mart import MART
 from robustlit.methods.pgd_at import PGDAT
 from robustlit.methods.standard import Standard
 from robustlit.methods.trades import TRADES
-
-
-def __getattr__(name: str) -> Any:
-    if name == "MixedClassifierModule":
-        from robustlit.mixed.module import MixedClassifierModule
-
-        return MixedClassifierModule
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 __all__ = [
     "GAIRAT",
@@ -48,7 +37,6 @@ __all__ = [
     "GaussianSmoothing",
     "InstanceReweightedAT",
     "LabelSmoothing",
-    "MixedClassifierModule",
     "NonFiniteLossError",
     "RobustClassifier",
     "Standard",

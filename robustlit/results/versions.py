@@ -5,6 +5,8 @@ from __future__ import annotations
 import platform
 from importlib import metadata
 
+from robustlit.version import __version__
+
 LIBRARIES = ("robustlit", "torch", "lightning", "torchattacks", "pyautoattack", "safetensors", "numpy")
 
 
@@ -16,7 +18,5 @@ def library_versions() -> dict[str, str]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             if name == "robustlit":
-                from robustlit import __version__
-
                 versions[name] = __version__
     return versions

@@ -82,6 +82,16 @@ def test_export_evaluates_as_pretrained_classifier(exported: Path, trained_run: 
         assert torch.equal(module(x), robustlit.load_classifier(trained_run.ckpt)(x))
 
 
+def test_source_kind_robustlit_takes_exports_only(trained_run: TrainedRun, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``.ckpt`` named as an export is refused before anything is unpickled (exports load without pickle)."""
+    from robustlit.interop import build_model
+    from robustlit.utils.integrity import CheckpointError
+
+    forbid_unpickling(monkeypatch)
+    with pytest.raises(CheckpointError, match="not a robustlit export"):
+        build_model(ModelSource(kind="robustlit", path=str(trained_run.ckpt)))
+
+
 def test_plain_safetensors_is_not_taken_for_an_export(tmp_path: Path) -> None:
     save_file({"w": torch.zeros(2)}, str(tmp_path / "plain.safetensors"))
     with pytest.raises(ExportFormatError, match="not written by robustlit.export"):

@@ -8,12 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from robustlit.attacks.log_barrier import log_barrier_penalty
 from robustlit.losses.dro import (
     DROWeights,
     RunningNormaliser,
     dro_objective,
     dro_weights,
-    log_barrier_penalty,
     weighted_mean,
 )
 from robustlit.losses.instance_weights import LossTerms

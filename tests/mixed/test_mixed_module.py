@@ -136,3 +136,10 @@ def test_checkpoint_round_trip_with_injected_modules(tmp_path):
         torch.testing.assert_close(loaded.mixture.forward_with_alpha(x)[1], module.mixture.forward_with_alpha(x)[1])
     net_key = "classifier.1.mixing_network.linear.weight"
     assert torch.equal(loaded.state_dict()[net_key], module.state_dict()[net_key])
+
+
+def test_checkpoints_naming_the_old_import_path_still_load(tmp_path) -> None:
+    """Checkpoints written when the module lived in ``robustlit.methods.mixed`` name that path."""
+    from robustlit.checkpoint import _import_method
+
+    assert _import_method("robustlit.methods.mixed.MixedClassifierModule", tmp_path / "x.ckpt") is MixedClassifierModule
