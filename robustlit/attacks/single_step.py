@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from robustlit.attacks.eval_mode import attack_mode
-from robustlit.attacks.pgd import LossFn
+from robustlit.attacks.pgd import LossFn, ascent_step
 
 
 def single_step_example(
@@ -49,7 +49,7 @@ def single_step_example(
     with attack_mode(model, train_mode=train_mode):
         start.requires_grad_(True)
         (grad,) = torch.autograd.grad(loss_fn(model(start)).sum(), start)
-    x_adv = start.detach() + step_size * grad.sign()
+    x_adv = ascent_step(start.detach(), grad, step_size, "Linf")
     if clip_to_eps:
         x_adv = torch.min(torch.max(x_adv, x - eps), x + eps)
     if bounds is not None:

@@ -2,10 +2,10 @@
 
 Pintor et al. (NeurIPS 2022) compute their indicators from the attack's optimisation path:
 the loss and the prediction at every iterate, and the input gradient. :func:`traced_pgd` runs Madry et
-al.'s (2018) PGD (Linf sign steps or L2 normalised steps, projected onto the eps-ball and the box)
-and keeps exactly that, plus two candidate outputs: ``x_final``, what a classic PGD returns (the last
-iterate of the restart with the highest final loss), and ``x_best``, a misclassifying iterate of any
-restart wherever one exists.
+al.'s (2018) PGD -- robustlit's one engine, :func:`robustlit.attacks.pgd.pgd_attack`, with a probe and a
+recorder of its own -- and keeps exactly that, plus two candidate outputs: ``x_final``, what a classic PGD
+returns (the last iterate of the restart with the highest final loss), and ``x_best``, a misclassifying
+iterate of any restart wherever one exists.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from robustlit.attacks.eval_mode import attack_mode
-from robustlit.attacks.pgd import ascent_step, project, random_start
-from robustlit.attacks.threat_model import Norm
+from robustlit.attacks.ball import Bounds, Norm
+from robustlit.attacks.keep import HighestFinalLoss, Iterate, KeepEverySuccess
+from robustlit.attacks.pgd import pgd_attack
 from robustlit.audit.objectives import AttackLoss, attack_objective
 
-Bounds = tuple[float, float] | None
+__all__ = ["AttackTrace", "Bounds", "default_step_size", "traced_pgd"]
 
 
 @dataclass
@@ -87,6 +87,45 @@ def _gradient(
     return total / eot, interrupted
 
 
+class _Tracer:
+    """Probe and recorder of :func:`traced_pgd`: evaluates each iterate the way the indicators need and keeps
+    the path. The loss and prediction are those of one clean forward pass; the gradient is averaged over
+    ``eot`` passes (with input noise), and a non-finite one is recorded, then replaced by 0 for the step."""
+
+    def __init__(
+        self, model: nn.Module, x: Tensor, y: Tensor, loss: AttackLoss, eot: int, input_noise: float, shape: tuple
+    ) -> None:
+        self.model, self.y, self.objective, self.eot, self.input_noise = model, y, loss, eot, input_noise
+        restarts, steps, n = shape
+        self.losses = torch.zeros(restarts, steps + 1, n, device=x.device)
+        self.wrong = torch.zeros(restarts, steps + 1, n, dtype=torch.bool, device=x.device)
+        self.grad_norm = torch.zeros(restarts, steps, n, device=x.device)
+        self.grad_finite = torch.ones(restarts, steps, n, dtype=torch.bool, device=x.device)
+        self.interrupted = False
+        self.first_success = KeepEverySuccess(self.y)  # x_best: the first misclassifying iterate
+        self.first_success.start(x)
+
+    def probe(self, x_adv: Tensor, want_gradient: bool) -> tuple[Tensor | None, Tensor, Tensor]:
+        with torch.no_grad():
+            logits = self.model(x_adv)
+            loss = attack_objective(self.objective, logits, self.y).float()
+        if not want_gradient:
+            return None, logits, loss
+        grad, cut = _gradient(self.model, x_adv, self.y, self.objective, self.eot, self.input_noise)
+        self.interrupted |= cut
+        self._finite = torch.isfinite(grad).flatten(1).all(dim=1)
+        self._norm = torch.where(self._finite, _flat_norm(torch.nan_to_num(grad)), 0.0)
+        return torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0), logits, loss  # never step to NaN
+
+    def record(self, iterate: Iterate) -> None:
+        r, t = iterate.restart, iterate.step
+        self.losses[r, t] = iterate.loss
+        self.wrong[r, t] = iterate.logits.argmax(dim=1) != self.y
+        self.first_success.observe(iterate)
+        if iterate.grad is not None:
+            self.grad_finite[r, t], self.grad_norm[r, t] = self._finite, self._norm
+
+
 def traced_pgd(
     model: nn.Module,
     x: Tensor,
@@ -103,7 +142,8 @@ def traced_pgd(
     eot: int = 1,
     input_noise: float = 0.0,
 ) -> AttackTrace:
-    """Run PGD on ``(x, y)`` under :func:`attack_mode` and record its path (see :class:`AttackTrace`).
+    """Run PGD on ``(x, y)`` under :func:`~robustlit.attacks.eval_mode.attack_mode` and record its path (see
+    :class:`AttackTrace`).
 
     ``eot > 1`` averages the gradient over that many forward passes (expectation over transformation,
     Athalye et al. 2018), with Gaussian input noise of std ``input_noise`` if positive;
@@ -113,49 +153,25 @@ def traced_pgd(
         raise ValueError(f"need steps >= 0, restarts >= 1, eot >= 1; got {steps}, {restarts}, {eot}")
     step_size = default_step_size(eps, steps) if step_size is None else step_size
     x, y = x.detach(), y.detach()
-    n = x.shape[0]
-    losses = torch.zeros(restarts, steps + 1, n, device=x.device)
-    wrong = torch.zeros(restarts, steps + 1, n, dtype=torch.bool, device=x.device)
-    grad_norm = torch.zeros(restarts, steps, n, device=x.device)
-    grad_finite = torch.ones(restarts, steps, n, dtype=torch.bool, device=x.device)
-    x_best, x_final = x.clone(), x.clone()
-    best_found = torch.zeros(n, dtype=torch.bool, device=x.device)
-    final_loss = torch.full((n,), -float("inf"), device=x.device)
-    final_wrong = torch.zeros(n, dtype=torch.bool, device=x.device)
-    interrupted = False
-    with attack_mode(model):
-        for r in range(restarts):
-            kind = "uniform" if random_init else "none"
-            x_adv = random_start(x, eps, norm, kind, bounds).detach()
-            for t in range(steps + 1):
-                with torch.no_grad():
-                    logits = model(x_adv)
-                    losses[r, t] = attack_objective(loss, logits, y).float()
-                    wrong[r, t] = logits.argmax(dim=1) != y
-                new = wrong[r, t] & ~best_found
-                x_best[new], best_found = x_adv[new], best_found | new
-                if t == steps:
-                    break
-                grad, cut = _gradient(model, x_adv, y, loss, eot, input_noise)
-                interrupted |= cut
-                finite = torch.isfinite(grad).flatten(1).all(dim=1)
-                grad_finite[r, t] = finite
-                grad_norm[r, t] = torch.where(finite, _flat_norm(torch.nan_to_num(grad)), 0.0)
-                safe_grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)  # never step to NaN
-                x_adv = project(ascent_step(x_adv, safe_grad, step_size, norm), x, eps, norm, bounds).detach()
-            # classic PGD keeps the restart with the highest final loss (NaN never wins)
-            better = losses[r, steps] > final_loss
-            x_final[better] = x_adv[better]
-            final_loss = torch.where(better, losses[r, steps], final_loss)
-            final_wrong = torch.where(better, wrong[r, steps], final_wrong)
-    x_best[~best_found] = x_final[~best_found]
+    tracer = _Tracer(model, x, y, loss, eot, input_noise, (restarts, steps, x.shape[0]))
+    classic = HighestFinalLoss()  # x_final: classic PGD keeps the restart with the highest final loss
+    objective = lambda logits: attack_objective(loss, logits, y)  # noqa: E731 - unused: the tracer probes
+    start = "uniform" if random_init else "none"
+    x_final = pgd_attack(
+        model, x, objective, eps, step_size, steps, norm, start, bounds, restarts,
+        keep=classic, recorder=tracer.record, probe=tracer.probe,
+    )  # fmt: skip
+    found = tracer.first_success.found
+    x_best = torch.where(found.view(-1, *([1] * (x.dim() - 1))), tracer.first_success.result(), x_final)
+    chosen = classic.restart.clamp(min=0)
+    final_wrong = tracer.wrong[chosen, steps, torch.arange(x.shape[0], device=x.device)] & (classic.restart >= 0)
     return AttackTrace(
-        loss=losses,
-        misclassified=wrong,
-        grad_norm=grad_norm,
-        grad_finite=grad_finite,
-        graph_interrupted=interrupted,
-        x_final=x_final.detach(),
+        loss=tracer.losses,
+        misclassified=tracer.wrong,
+        grad_norm=tracer.grad_norm,
+        grad_finite=tracer.grad_finite,
+        graph_interrupted=tracer.interrupted,
+        x_final=x_final,
         x_best=x_best.detach(),
         final_misclassified=final_wrong,
     )

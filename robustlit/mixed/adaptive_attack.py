@@ -7,11 +7,11 @@ exposes ``forward_with_alpha(x) -> (log_probs, alpha, gamma_logit)``. The adapti
 makes the mixing network trust the (non-robust) standard model. Every gradient flows through alpha
 and through the tapped features of both base models.
 
-:func:`adaptive_pgd_attack` runs its own projected-gradient loop, which keeps, per example, a
-misclassifying point from any iterate of any restart: an example comes back correctly classified only
-if every iterate of every restart failed, so more steps or restarts can never raise the robust
-accuracy it reports (docs/evaluation.md). The projection and the random start are the shared ones of
-:mod:`robustlit.attacks.pgd`.
+:func:`adaptive_pgd_attack` is robustlit's projected-gradient engine (:func:`robustlit.attacks.pgd.pgd_attack`)
+on :class:`AlphaExposed` with the keep-every-success rule (:class:`robustlit.attacks.keep.KeepEverySuccess`)
+preferring, among misclassifying iterates, the one with the highest loss: an example comes back correctly
+classified only if every iterate of every restart failed, so more steps or restarts can never raise the
+robust accuracy it reports (docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -20,10 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from robustlit.attacks.eval_mode import attack_mode
-from robustlit.attacks.pgd import ascent_step, project
-from robustlit.attacks.pgd import random_start as start_point
-from robustlit.attacks.threat_model import Norm
+from robustlit.attacks.ball import Bounds, Norm
+from robustlit.attacks.keep import KeepEverySuccess
+from robustlit.attacks.pgd import pgd_attack
 
 __all__ = ["GAMMA_CLAMP", "AlphaExposed", "adaptive_mixture_loss", "adaptive_pgd_attack"]
 
@@ -77,14 +76,14 @@ def adaptive_pgd_attack(
     norm: Norm = "Linf",
     bce_weight: float = 0.5,
     random_start: bool = True,
-    bounds: tuple[float, float] | None = (0.0, 1.0),
+    bounds: Bounds = (0.0, 1.0),
     restarts: int = 1,
 ) -> Tensor:
     """Adaptive PGD on the whole mixture: maximise ``(1 - w) CE + w BCE(gamma, 1)`` over B_eps(x).
 
     With ``bce_weight = 0`` this is plain end-to-end PGD on the mixture's cross-entropy. Runs under
     ``attack_mode`` (eval mode everywhere, no parameter gradients). Every iterate of every restart
-    (the random start included) is classified with the same forward that gives the gradient; per
+    (the random start and the last point included) is classified with the forward that gives its gradient; per
     example the result is the misclassifying iterate with the highest loss if there is one, else the
     iterate with the highest loss. Hence robust accuracy never rises with ``steps`` or ``restarts``
     (for a fixed seed the shorter run's iterates are a prefix of the longer one's). Returns detached
@@ -92,33 +91,14 @@ def adaptive_pgd_attack(
     """
     if not 0.0 <= bce_weight <= 1.0:
         raise ValueError(f"bce_weight must lie in [0, 1], got {bce_weight}")
-    if bounds is not None and (x.min() < bounds[0] or x.max() > bounds[1]):
-        raise ValueError(
-            f"adaptive_pgd_attack got inputs in [{x.min().item():.4g}, {x.max().item():.4g}], outside the "
-            f"domain {bounds}; pass un-normalised inputs (normalisation belongs inside the model)."
-        )
-    model = AlphaExposed(mixture)
-    x = x.detach()
-    best = x.clone()
-    best_loss = torch.full((x.shape[0],), -torch.inf, device=x.device)
-    fooled = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-    with attack_mode(model):
-        for _ in range(max(restarts, 1)):
-            x_adv = start_point(x, eps, norm, "uniform" if random_start else "none", bounds).detach()
-            for step in range(steps + 1):
-                x_adv.requires_grad_(True)
-                output = model(x_adv)
-                loss = adaptive_mixture_loss(output[:, :-1], output[:, -1], y, bce_weight)
-                with torch.no_grad():
-                    point = x_adv.detach()
-                    wrong = output[:, :-1].argmax(dim=1) != y
-                    # a misclassifying point beats any other; among equals, the higher loss wins
-                    keep = (wrong & ~fooled) | ((wrong == fooled) & (loss > best_loss))
-                    best[keep] = point[keep]
-                    best_loss = torch.where(keep, loss.detach(), best_loss)
-                    fooled |= wrong
-                if step == steps:
-                    break
-                (grad,) = torch.autograd.grad(loss.sum(), x_adv)
-                x_adv = project(ascent_step(point, grad, step_size, norm), x, eps, norm, bounds).detach()
-    return best.detach()
+    y = y.detach()
+
+    def loss(output: Tensor) -> Tensor:
+        return adaptive_mixture_loss(output[:, :-1], output[:, -1], y, bce_weight)
+
+    def misclassified(output: Tensor) -> Tensor:
+        return output[:, :-1].argmax(dim=1) != y
+
+    keep = KeepEverySuccess(misclassified, highest_loss_success=True)
+    start = "uniform" if random_start else "none"
+    return pgd_attack(AlphaExposed(mixture), x, loss, eps, step_size, steps, norm, start, bounds, restarts, keep=keep)

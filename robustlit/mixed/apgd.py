@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from robustlit.attacks.ball import Bounds, Norm, per_example_norm, project
 from robustlit.attacks.eval_mode import attack_mode
-from robustlit.attacks.threat_model import Norm
+from robustlit.attacks.keep import Iterate, KeepEverySuccess
 from robustlit.mixed.adaptive_attack import GAMMA_CLAMP
 
 __all__ = ["apgd_checkpoints", "mixture_apgd", "mixture_attack_loss", "probability_margin"]
@@ -66,23 +67,11 @@ def mixture_attack_loss(
     return (1 - w) * torch.where(targeted, dlr_t, ce) + w * bce
 
 
-def _project(x_adv: Tensor, x: Tensor, eps: Tensor, norm: Norm, bounds: tuple[float, float] | None) -> Tensor:
-    shape = (-1, *([1] * (x.dim() - 1)))
-    delta = x_adv - x
-    if norm == "Linf":
-        e = eps.view(shape)
-        delta = torch.maximum(torch.minimum(delta, e), -e)
-    else:
-        length = delta.flatten(1).norm(dim=1)
-        delta = delta * (eps / (length + _TINY)).clamp(max=1.0).view(shape)
-    x_adv = x + delta
-    return x_adv.clamp(*bounds) if bounds is not None else x_adv
-
-
 def _step(grad: Tensor, norm: Norm) -> Tensor:
+    """APGD's step direction, scaled by a per-example step size that halves at checkpoints (sec. 3.2)."""
     if norm == "Linf":
         return grad.sign()
-    return grad / (grad.flatten(1).norm(dim=1).view(-1, *([1] * (grad.dim() - 1))) + _TINY)
+    return grad / (per_example_norm(grad) + _TINY)
 
 
 def mixture_apgd(
@@ -95,7 +84,7 @@ def mixture_apgd(
     bce_weight: float | Tensor = 0.0,
     targeted: bool | Tensor = False,
     target_rank: int | Tensor = 1,
-    bounds: tuple[float, float] | None = (0.0, 1.0),
+    bounds: Bounds = (0.0, 1.0),
     restarts: int = 1,
     momentum: float = 0.75,
     evaluation: bool = True,
@@ -143,9 +132,13 @@ def mixture_apgd(
             log_probs, _, gamma = mixture.forward_with_alpha(point)
         return log_probs, gamma
 
-    best = x.clone()
-    best_loss = torch.full((n,), -torch.inf, device=x.device)
-    fooled = torch.zeros(n, dtype=torch.bool, device=x.device)
+    def misclassified(log_probs: Tensor) -> Tensor:
+        return log_probs.argmax(dim=1) != y if evaluation else torch.zeros(n, dtype=torch.bool, device=x.device)
+
+    # training (evaluation=False): nothing counts as a success, so the highest-loss iterate is kept
+    keeper = KeepEverySuccess(misclassified, highest_loss_success=True)
+    keeper.start(x)
+    best = x.clone()  # keep="min_margin": the smallest-margin iterate
     with attack_mode(mixture):
         with torch.no_grad():
             clean_log_probs = forward(x, False)[0]
@@ -153,7 +146,7 @@ def mixture_apgd(
         rank = rank.clamp(1, clean_log_probs.shape[1] - 1)
         target = clean_log_probs.argsort(dim=1, descending=True).gather(1, rank[:, None]).squeeze(1)
 
-        def evaluate(point: Tensor) -> tuple[Tensor, Tensor]:
+        def evaluate(point: Tensor, restart: int, step: int) -> tuple[Tensor, Tensor]:
             """(loss to maximise, gradient) at ``point``; records successes on the exact forward."""
             point = point.detach().requires_grad_(True)
             log_probs, gamma = forward(point, surrogate)
@@ -161,22 +154,22 @@ def mixture_apgd(
             (grad,) = torch.autograd.grad(loss.sum(), point)
             with torch.no_grad():
                 exact = forward(point, False)[0] if surrogate else log_probs
-                wrong = exact.argmax(dim=1) != y if evaluation else torch.zeros_like(fooled)
                 if min_margin:
                     margin = probability_margin(exact, y)
                     take = margin < best_margin
                     best_margin.copy_(torch.minimum(margin, best_margin))
+                    best.copy_(torch.where(take.view(shape), point.detach(), best))
                 else:
-                    take = (wrong & ~fooled) | ((wrong == fooled) & (loss > best_loss))
-                best.copy_(torch.where(take.view(shape), point.detach(), best))
-                best_loss.copy_(torch.where(take, loss.detach(), best_loss))
-                fooled.logical_or_(wrong)
+                    keeper.observe(
+                        Iterate(restart, step, step == max_steps, point.detach(), exact, loss.detach(), grad)
+                    )
             return loss.detach(), grad
 
-        for _ in range(max(restarts, 1)):
-            start = x + (2 * torch.rand_like(x) - 1) * eps_t.view(shape)
-            current = _project(start, x, eps_t, norm, bounds)
-            loss, grad = evaluate(current)
+        radius = eps_t.view(shape)
+        for restart in range(max(restarts, 1)):
+            start = x + (2 * torch.rand_like(x) - 1) * radius
+            current = project(start, x, radius, norm, bounds)
+            loss, grad = evaluate(current, restart, 0)
             run_best, run_best_loss, run_best_grad = current.clone(), loss.clone(), grad.clone()
             size = 2 * eps_t
             previous = current.clone()
@@ -185,14 +178,14 @@ def mixture_apgd(
             size_reduced = size_reduced.to(x.device)
             for k in range(max_steps):
                 active = (k < steps_t).view(shape)
-                z = _project(current + size.view(shape) * _step(grad, norm), x, eps_t, norm, bounds)
+                z = project(current + size.view(shape) * _step(grad, norm), x, radius, norm, bounds)
                 a = 1.0 if k == 0 else momentum
-                proposal = _project(
-                    current + a * (z - current) + (1 - a) * (current - previous), x, eps_t, norm, bounds
+                proposal = project(
+                    current + a * (z - current) + (1 - a) * (current - previous), x, radius, norm, bounds
                 )
                 proposal = torch.where(active, proposal, current)
                 previous, current = current, proposal
-                loss_new, grad = evaluate(current)
+                loss_new, grad = evaluate(current, restart, k + 1)
                 improved += (loss_new > loss).float()
                 loss = loss_new
                 better = loss > run_best_loss
@@ -211,6 +204,6 @@ def mixture_apgd(
                     loss_at_checkpoint = torch.where(at, run_best_loss, loss_at_checkpoint)
                     improved = torch.where(at, torch.zeros_like(improved), improved)
                     last_checkpoint = k + 1
-            if evaluation and not min_margin and bool(fooled.all()):
+            if evaluation and not min_margin and bool(keeper.found.all()):
                 break
-    return best.detach()
+    return (best if min_margin else keeper.result()).detach()

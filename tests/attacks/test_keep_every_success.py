@@ -1,4 +1,8 @@
-"""An example is robust only if every iterate of every restart fails: robust accuracy cannot rise with budget."""
+"""An example is robust only if every iterate of every restart fails: robust accuracy cannot rise with budget.
+
+The keep rules of robustlit/attacks/keep.py are tested here, once, for every attack that uses them (native PGD,
+the audit's trace, the mixed classifier's adaptive PGD and APGD).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from torch import Tensor, nn
 from toys import RestartToy, SilentSuccessToy
 
 from robustlit.attacks import AttackSpec, attack_loss, build_attack, pgd_attack
+from robustlit.attacks.keep import HighestFinalLoss, Iterate, KeepEverySuccess, KeepRule, LastIterate
 
 N = 400
 
@@ -91,3 +96,67 @@ def test_success_function_and_labels_agree() -> None:
     torch.manual_seed(0)
     by_fn = pgd_attack(model, x, attack_loss("ce", y), success=lambda z: z.argmax(1) != y, **kwargs)
     assert torch.equal(by_labels, by_fn)
+
+
+# --- the keep rules themselves (robustlit/attacks/keep.py): the one place the rule is written, tested here ---
+
+
+def _feed(rule: KeepRule, path: list[tuple[list[bool], list[float]]], restarts: int = 1) -> Tensor:
+    """Show ``rule`` a path of iterates: per iterate (success per example, loss per example); point t is t + 1."""
+    n = len(path[0][0])
+    rule.start(torch.zeros(n, 1))
+    steps = len(path) // restarts
+    for index, (succeeded, losses) in enumerate(path):
+        restart, step = divmod(index, steps)
+        logits = torch.tensor([[0.0, 1.0] if s else [1.0, 0.0] for s in succeeded])  # class 1 = success
+        point = torch.full((n, 1), float(index + 1))
+        rule.observe(Iterate(restart, step, step == steps - 1, point, logits, torch.tensor(losses), None))
+        if step == steps - 1:
+            rule.end_restart(point)
+    return rule.result().squeeze(1)
+
+
+def test_keep_every_success_keeps_the_first_success_else_the_highest_loss() -> None:
+    y = torch.zeros(3, dtype=torch.long)
+    path = [  # example 0: success at iterate 2 and 3; example 1: never; example 2: success at the last iterate
+        ([False, False, False], [1.0, 5.0, 0.0]),
+        ([True, False, False], [0.5, 2.0, 9.0]),
+        ([True, False, False], [7.0, 1.0, 1.0]),
+        ([False, False, True], [9.0, 3.0, -1.0]),
+    ]
+    first = KeepEverySuccess(y)
+    assert _feed(first, path).tolist() == [2.0, 1.0, 4.0]  # first success; highest loss (5.0) where none
+    strongest = KeepEverySuccess(y, highest_loss_success=True)
+    assert _feed(strongest, path).tolist() == [3.0, 1.0, 4.0]  # among successes the higher loss (7.0)
+    assert first.found.tolist() == strongest.found.tolist() == [True, False, True]
+
+
+def test_a_success_is_never_replaced_by_a_failure_and_ends_the_restarts() -> None:
+    y = torch.zeros(1, dtype=torch.long)
+    rule = KeepEverySuccess(y)
+    path = [([True], [-5.0]), ([False], [100.0])]  # restart 0 succeeds with a low loss, restart 1 fails higher
+    assert _feed(rule, path, restarts=2).tolist() == [1.0]
+    assert rule.done()  # every example has a success: more restarts cannot change the result
+    strongest = KeepEverySuccess(y, highest_loss_success=True)
+    assert _feed(strongest, path, restarts=2).tolist() == [1.0]
+    assert not strongest.done()  # a later restart may still find a success with a higher loss
+
+
+def test_highest_final_loss_looks_at_last_points_only_and_nan_never_wins() -> None:
+    rule = HighestFinalLoss()
+    path = [  # two restarts of two iterates; only iterates 2 and 4 are last points
+        ([False, False], [99.0, 99.0]),
+        ([False, False], [1.0, float("nan")]),
+        ([False, False], [99.0, 99.0]),
+        ([False, False], [2.0, float("nan")]),
+    ]
+    assert _feed(rule, path, restarts=2).tolist() == [4.0, 0.0]  # example 1: the clean input (NaN losses)
+    assert rule.restart.tolist() == [1, -1]
+    last = LastIterate()
+    assert _feed(last, path, restarts=2).tolist() == [4.0, 4.0]
+
+
+def test_pgd_attack_takes_success_or_a_keep_rule_not_both() -> None:
+    x, y = torch.full((2, 1), 0.5), torch.zeros(2, dtype=torch.long)
+    with pytest.raises(ValueError, match="not both"):
+        pgd_attack(RestartToy(), x, attack_loss("ce", y), 0.1, 0.01, 2, success=y, keep=LastIterate())
