@@ -30,6 +30,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from robustlit.attacks.ball import Bounds
 from robustlit.attacks.eval_mode import attack_mode
 from robustlit.attacks.pgd import LossFn, RandomStart, random_start
 from robustlit.attacks.threat_model import ThreatModel
@@ -67,7 +68,7 @@ def log_barrier_penalty(delta: Tensor, eps: float, c: float) -> Tensor:
     return torch.where(all_inside, penalty, torch.full_like(penalty, math.inf))
 
 
-def _start(x: Tensor, eps: float, kind: RandomStart, bounds: tuple[float, float] | None) -> Tensor:
+def _start(x: Tensor, eps: float, kind: RandomStart, bounds: Bounds) -> Tensor:
     delta = (random_start(x, eps, "Linf", kind, bounds) - x).clamp(-eps / 2, eps / 2)
     return (x + delta).clamp(*bounds) - x if bounds is not None else delta
 
@@ -82,7 +83,7 @@ def solve_log_barrier(
     tol: float,
     max_steps: int = 200,
     random_start_kind: RandomStart = "uniform",
-    bounds: tuple[float, float] | None = (0.0, 1.0),
+    bounds: Bounds = (0.0, 1.0),
     boundary_fraction: float = 0.5,
     train_mode: bool = False,
 ) -> BarrierSolution:
@@ -142,7 +143,7 @@ def log_barrier_attack(
     steps: int,
     barrier_weight: float,
     random_start_kind: RandomStart = "uniform",
-    bounds: tuple[float, float] | None = (0.0, 1.0),
+    bounds: Bounds = (0.0, 1.0),
     boundary_fraction: float = 0.5,
     train_mode: bool = False,
 ) -> Tensor:

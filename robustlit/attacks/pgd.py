@@ -19,6 +19,7 @@ keep-every-success rule; the other evaluation attacks go through torchattacks / 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import get_args
 
 import torch
 from torch import Tensor, nn
@@ -178,6 +179,8 @@ def pgd_attack(
         )
     if eot_samples < 1:
         raise ValueError(f"eot_samples must be >= 1; got {eot_samples}")
+    if random_start_kind not in get_args(RandomStart):
+        raise ValueError(f"random start must be one of {get_args(RandomStart)}; got {random_start_kind!r}")
     if success is not None and keep is not None:
         raise ValueError("pgd_attack takes success (keep every success) or keep, not both")
     if keep is None:

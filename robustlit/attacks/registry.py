@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor, nn
 
+from robustlit.attacks.ball import Bounds
 from robustlit.attacks.eval_mode import attack_mode, attack_precision
 from robustlit.attacks.losses import check_loss
 from robustlit.utils.errors import did_you_mean
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from robustlit.attacks.spec import AttackSpec
 
 AttackFn = Callable[[Tensor, Tensor], Tensor]
-AttackBuilder = Callable[["AttackSpec", nn.Module, int, "tuple[float, float] | None", int], AttackFn]
+AttackBuilder = Callable[["AttackSpec", nn.Module, int, Bounds, int], AttackFn]
 Budget = Literal["steps", "queries", "none"]
 
 
@@ -166,7 +167,7 @@ def build_attack(
     spec: AttackSpec,
     model: nn.Module,
     num_classes: int,
-    bounds: tuple[float, float] | None = (0.0, 1.0),
+    bounds: Bounds = (0.0, 1.0),
     batch_size: int = 256,
 ) -> AttackFn:
     """Return ``attack(x, y) -> x_adv`` for ``spec`` against ``model`` (built on the model's device).

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from robustlit.attacks.ball import Bounds
 from robustlit.attacks.eval_mode import attack_mode
 from robustlit.attacks.pgd import LossFn, ascent_step
 
@@ -31,7 +32,7 @@ def single_step_example(
     noise: float,
     clip_to_eps: bool = True,
     clip_start: bool = True,
-    bounds: tuple[float, float] | None = (0.0, 1.0),
+    bounds: Bounds = (0.0, 1.0),
     train_mode: bool = False,
 ) -> Tensor:
     """x' = x0 + a sign(∇ ℓ(x0)) with x0 = x + U(-noise, noise)^D, then (``clip_to_eps``) projected onto

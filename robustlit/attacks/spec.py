@@ -8,10 +8,11 @@ from typing import Literal
 
 from jsonargparse.typing import NonNegativeFloat, PositiveInt, register_type
 
-from robustlit.attacks.eps import Eps, check_eps
+from robustlit.attacks.ball import Bounds
+from robustlit.attacks.eps import Eps
 from robustlit.attacks.losses import LossName
 from robustlit.attacks.registry import RegisteredAttack, lookup, registered_attacks, short_name
-from robustlit.attacks.threat_model import Norm
+from robustlit.attacks.threat_model import Norm, ThreatModel
 
 #: AutoAttack's Square budget (Croce and Hein 2020, sec. 4): the default of ``AttackSpec.queries``.
 DEFAULT_QUERIES = 5000
@@ -88,7 +89,10 @@ class AttackSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", str(self.name))  # a plain str in checkpoints (weights_only loading)
         object.__setattr__(self, "eps", Eps(self.eps))
-        check_eps(self.eps, self.norm, where="AttackSpec.eps")  # Linf: [0, 1]; L2's sqrt(d) when the data is known
+        try:  # the radius's range per norm (Linf: [0, 1]; L2's sqrt(d) when the data is known), the schedule
+            self.threat_model()
+        except ValueError as error:
+            raise ValueError(f"AttackSpec.{error}") from None
         entry = self.registered
         name = self.attack_name
         if self.norm not in entry.norms:
@@ -120,6 +124,18 @@ class AttackSpec:
             raise ValueError(f"AttackSpec.precision must be 'fp32' or 'bf16'; got {self.precision!r}")
         if entry.check is not None:
             entry.check(self)
+
+    def threat_model(self, bounds: Bounds = (0.0, 1.0)) -> ThreatModel:
+        """The set this attack searches and its PGD schedule, on inputs in ``bounds``: ``random_start`` true is
+        a ``uniform`` start in the ball, false ``none``; the step size is :attr:`effective_step_size`."""
+        return ThreatModel(
+            norm=self.norm,
+            eps=self.eps,
+            step_size=self.effective_step_size,
+            steps=self.effective_steps,
+            random_start="uniform" if self.random_start else "none",
+            bounds=bounds,
+        )
 
     @property
     def registered(self) -> RegisteredAttack:

@@ -4,8 +4,9 @@ A :class:`ThreatModel` is the set B_ε(x) ∩ bounds of allowed inputs (Lp ball 
 [0, 1] pixel units, clipped to the input domain) together with the projected-gradient schedule that
 searches it (``step_size``, ``steps``, ``random_start``). Every training-time inner maximisation of
 robustlit receives one such value and calls :meth:`ThreatModel.maximize` (Madry et al. 2018, eq. 2.1:
-max_{δ ∈ S} L(θ, x + δ, y)). Evaluation attacks are configured by
-:class:`robustlit.attacks.spec.AttackSpec` instead.
+max_{δ ∈ S} L(θ, x + δ, y)). An evaluation attack is configured by the flat fields of
+:class:`robustlit.attacks.spec.AttackSpec`, which builds and validates its ThreatModel
+(:meth:`~robustlit.attacks.spec.AttackSpec.threat_model`); ``native_pgd`` runs it through :meth:`ThreatModel.attack`.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from typing import TYPE_CHECKING, get_args
 
 from robustlit.attacks.ball import Bounds, Norm, RandomStart
 from robustlit.attacks.eps import Eps, check_eps
-from robustlit.attacks.pgd import pgd_attack
+from robustlit.attacks.pgd import Probe, Recorder, pgd_attack
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from torch import Tensor, nn
+
+    from robustlit.attacks.keep import KeepRule, SuccessFn
 
 __all__ = ["Bounds", "Norm", "RandomStart", "ThreatModel"]
 
@@ -68,14 +71,25 @@ class ThreatModel:
         if int(self.steps) != self.steps or self.steps < 1:
             raise ValueError(f"steps must be an integer >= 1; got {self.steps}")
 
-    def maximize(
-        self, model: nn.Module, x: Tensor, loss_fn: Callable[[Tensor], Tensor], train_mode: bool = False
+    def attack(
+        self,
+        model: nn.Module,
+        x: Tensor,
+        loss_fn: Callable[[Tensor], Tensor],
+        *,
+        success: Tensor | SuccessFn | None = None,
+        restarts: int = 1,
+        eot_samples: int = 1,
+        train_mode: bool = False,
+        keep: KeepRule | None = None,
+        recorder: Recorder | None = None,
+        probe: Probe | None = None,
     ) -> Tensor:
-        """x' ≈ argmax_{x' ∈ B_ε(x) ∩ bounds} loss_fn(model(x')) by K projected steps from the random start.
+        """Projected-gradient search of this set with this schedule: :func:`robustlit.attacks.pgd.pgd_attack`.
 
-        ``loss_fn`` maps logits (N, K) to the per-example loss (N,) to ascend; the model runs under
-        :func:`robustlit.attacks.eval_mode.attack_mode` (eval mode unless ``train_mode``, no parameter
-        gradients). Returns a detached tensor.
+        ``success`` (labels or logits -> bool) keeps every success (evaluation); without it the last iterate
+        (or, over ``restarts``, the highest final loss) comes back. ``keep``, ``recorder`` and ``probe`` are the
+        engine's (see :func:`~robustlit.attacks.pgd.pgd_attack`). Returns a detached tensor.
         """
         if self.norm == "L2":  # the L2 radius's range depends on the input size (sqrt(d) * width)
             check_eps(self.eps, self.norm, self.bounds, tuple(x.shape[1:]))
@@ -89,5 +103,22 @@ class ThreatModel:
             norm=self.norm,
             random_start_kind=self.random_start,
             bounds=self.bounds,
+            restarts=restarts,
             train_mode=train_mode,
+            success=success,
+            eot_samples=eot_samples,
+            keep=keep,
+            recorder=recorder,
+            probe=probe,
         )
+
+    def maximize(
+        self, model: nn.Module, x: Tensor, loss_fn: Callable[[Tensor], Tensor], train_mode: bool = False
+    ) -> Tensor:
+        """x' ≈ argmax_{x' ∈ B_ε(x) ∩ bounds} loss_fn(model(x')) by K projected steps from the random start.
+
+        ``loss_fn`` maps logits (N, K) to the per-example loss (N,) to ascend; the model runs under
+        :func:`robustlit.attacks.eval_mode.attack_mode` (eval mode unless ``train_mode``, no parameter
+        gradients). Returns a detached tensor (the last iterate: :meth:`attack` without ``success``).
+        """
+        return self.attack(model, x, loss_fn, train_mode=train_mode)

@@ -150,7 +150,7 @@ def audit_attack(
 
         big = default_unbounded_eps(x, norm, eps, bounds) if unbounded_eps is None else unbounded_eps
         unbounded = dict(pgd, step_size=default_step_size(big, steps))
-        free = traced_pgd(model, x, y, eps=big, restarts=1, random_init=False, **unbounded)
+        free = traced_pgd(model, x, y, eps=big, restarts=1, random_start="none", **unbounded)
 
         comparisons: list[tuple[str, float, float]] = []
         if check_monotone:

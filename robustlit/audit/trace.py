@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from robustlit.attacks.ball import Bounds, Norm
+from robustlit.attacks.ball import Bounds, Norm, RandomStart
 from robustlit.attacks.keep import HighestFinalLoss, Iterate, KeepEverySuccess
 from robustlit.attacks.pgd import pgd_attack
 from robustlit.audit.objectives import AttackLoss, attack_objective
@@ -138,7 +138,7 @@ def traced_pgd(
     bounds: Bounds = (0.0, 1.0),
     restarts: int = 1,
     loss: AttackLoss = "ce",
-    random_init: bool = True,
+    random_start: RandomStart = "uniform",
     eot: int = 1,
     input_noise: float = 0.0,
 ) -> AttackTrace:
@@ -156,9 +156,8 @@ def traced_pgd(
     tracer = _Tracer(model, x, y, loss, eot, input_noise, (restarts, steps, x.shape[0]))
     classic = HighestFinalLoss()  # x_final: classic PGD keeps the restart with the highest final loss
     objective = lambda logits: attack_objective(loss, logits, y)  # noqa: E731 - unused: the tracer probes
-    start = "uniform" if random_init else "none"
     x_final = pgd_attack(
-        model, x, objective, eps, step_size, steps, norm, start, bounds, restarts,
+        model, x, objective, eps, step_size, steps, norm, random_start, bounds, restarts,
         keep=classic, recorder=tracer.record, probe=tracer.probe,
     )  # fmt: skip
     found = tracer.first_success.found

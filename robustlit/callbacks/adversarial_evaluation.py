@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from robustlit.attacks.ball import Bounds
 from robustlit.attacks.eps import Eps, check_eps
 from robustlit.attacks.registry import build_attack
 from robustlit.attacks.spec import AttackSpec
@@ -151,7 +152,7 @@ class AdversarialEvaluation(EvaluationCallback):
             for eps in self.curve_eps or []:
                 check_eps(eps, spec.norm, where="AdversarialEvaluation.curve_eps")
 
-    def check_radii(self, dataset: Dataset, bounds: tuple[float, float] | None) -> None:
+    def check_radii(self, dataset: Dataset, bounds: Bounds) -> None:
         """Hold every radius to its norm's range for this data (L2: sqrt(d) * width; docs/evaluation.md)."""
         shape = tuple(dataset[0][0].shape) if len(dataset) else None  # type: ignore[arg-type]
         for spec in self.attacks:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from robustlit.attacks.ball import Bounds
 from robustlit.attacks.registry import build_attack
 from robustlit.attacks.spec import AttackSpec
 from robustlit.audit import INDICATOR_NAMES, AuditReport, audit_attack
@@ -45,7 +46,7 @@ def audit_spec(
     x: torch.Tensor,
     y: torch.Tensor,
     num_classes: int,
-    bounds: tuple[float, float] | None,
+    bounds: Bounds,
     batch_size: int,
     square_queries: int,
     seed: int,

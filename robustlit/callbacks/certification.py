@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import Dataset
 
+from robustlit.attacks.ball import Bounds
 from robustlit.attacks.eval_mode import autocast_precision
 from robustlit.callbacks.certification_report import certified_accuracy_figure, print_certification_table
 from robustlit.callbacks.evaluation import EvaluationCallback, Progress, Stage, rich_progress_of
@@ -254,7 +255,7 @@ class Certification(EvaluationCallback):
         model: nn.Module,
         sigma: SigmaFunction,
         dataset: Dataset,
-        bounds: tuple[float, float] | None,
+        bounds: Bounds,
         path: str | Path,
         barrier: Callable[[], None] = _no_barrier,
     ) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from robustlit.attacks.ball import Bounds
 from robustlit.attacks.eval_mode import check_gradients_available
 from robustlit.callbacks.batch_cache import atomic_save, read_batch, write_batch
 from robustlit.utils import distributed
@@ -306,7 +307,7 @@ class EvaluationCallback(Callback):
         dataset: Dataset,
         batch_fn: BatchFn,
         device: torch.device,
-        bounds: tuple[float, float] | None,
+        bounds: Bounds,
         cache_model: nn.Module | None = None,
         cache_tag: str = "",
     ) -> dict[str, Tensor]:

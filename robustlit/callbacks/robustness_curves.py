@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager
 import torch
 from torch import Tensor, nn
 
+from robustlit.attacks.ball import Bounds
 from robustlit.attacks.registry import build_attack
 from robustlit.attacks.spec import AttackSpec
 
@@ -35,7 +36,7 @@ class CurveAttacks:
         eps: Sequence[float],
         model: nn.Module,
         num_classes: int,
-        bounds: tuple[float, float] | None,
+        bounds: Bounds,
         batch_size: int,
     ) -> None:
         self.model, self.eps = model, sorted(float(e) for e in eps)

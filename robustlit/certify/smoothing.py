@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from robustlit.attacks.ball import Bounds
 from robustlit.certify.bounds import binomial_abstain_pvalue, clopper_pearson_lower
 from robustlit.certify.radius import cohen_radius, input_dependent_radius
 from robustlit.certify.sigma import ConstantSigma, SigmaFunction
@@ -104,7 +105,7 @@ class SmoothedClassifier:
         self,
         base_model: nn.Module,
         sigma: SigmaFunction | float,
-        input_bounds: tuple[float, float] | None = (0.0, 1.0),
+        input_bounds: Bounds = (0.0, 1.0),
         radius_kwargs: dict[str, Any] | None = None,
     ) -> None:
         self.base_model = base_model

@@ -12,6 +12,7 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from robustlit.attacks.ball import Bounds
 from robustlit.data.device_resident import DeviceResidentLoader, stack_dataset
 from robustlit.data.epoch_order import EpochSeededDataset, EpochShuffle
 from robustlit.utils.distributed import world
@@ -42,7 +43,7 @@ class RobustDataModule(pl.LightningDataModule):
     mean: tuple[float, ...] = (0.0,)
     std: tuple[float, ...] = (1.0,)
     #: Input domain; ``None`` for unbounded feature vectors.
-    bounds: tuple[float, float] | None = (0.0, 1.0)
+    bounds: Bounds = (0.0, 1.0)
 
     def __init__(
         self,
@@ -122,7 +123,7 @@ class RobustDataModule(pl.LightningDataModule):
         return batch
 
 
-def check_in_bounds(x: Tensor, bounds: tuple[float, float] | None, where: str) -> None:
+def check_in_bounds(x: Tensor, bounds: Bounds, where: str) -> None:
     """Raise a clear error when a batch leaves the declared input domain (``docs/contracts.md``, pixel space)."""
     if bounds is None or x.numel() == 0:
         return

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from robustlit.attacks.ball import Bounds
 from robustlit.attacks.eps import Eps, check_eps
 from robustlit.attacks.spec import AttackSpec
 from robustlit.evaluation.result import EvaluationResult
@@ -84,7 +85,7 @@ def evaluate(
     split: str = "test",
     data_args: Mapping[str, Any] | None = None,
     num_classes: int | None = None,
-    bounds: tuple[float, float] | None = (0.0, 1.0),
+    bounds: Bounds = (0.0, 1.0),
     batch_size: int = 256,
     device: str | torch.device | None = None,
     seed: int = 0,

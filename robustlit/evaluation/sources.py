@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset, TensorDataset
 
+from robustlit.attacks.ball import Bounds
 from robustlit.interop.source import InputNormalization, ModelSource, build_model
 from robustlit.models.normalize import Normalize
 from robustlit.utils.errors import FieldError, did_you_mean, one_line
@@ -47,7 +48,7 @@ class EvaluationSplit:
 
     dataset: Dataset
     num_classes: int
-    bounds: tuple[float, float] | None
+    bounds: Bounds
     mean: tuple[float, ...]
     std: tuple[float, ...]
     label: str
@@ -94,7 +95,7 @@ def evaluation_split(
     split: str = "test",
     data_args: Mapping[str, Any] | None = None,
     num_classes: int | None = None,
-    bounds: tuple[float, float] | None = (0.0, 1.0),
+    bounds: Bounds = (0.0, 1.0),
 ) -> EvaluationSplit:
     """The split to evaluate: ``data`` is a short name (``digits``, ``mnist``, ``cifar10``, ...) or a
     DataModule class path (built with ``data_args``), a :class:`~robustlit.data.RobustDataModule`, a tensor

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from robustlit.attacks.ball import Bounds
 from robustlit.attacks.eval_mode import attack_mode
 from robustlit.attacks.pgd import pgd_attack
 from robustlit.attacks.threat_model import ThreatModel
@@ -79,7 +80,7 @@ def robustness_score(
     radii: Sequence[float],
     steps: int = 10,
     step_size_factor: float = 0.25,
-    bounds: tuple[float, float] | None = (0.0, 1.0),
+    bounds: Bounds = (0.0, 1.0),
     loss: ScoreLoss = "ce",
 ) -> RobustnessScore:
     """Smallest Linf radius in ``radii`` (strictly increasing, > 0) at which PGD flips ``model``'s prediction.
@@ -125,7 +126,7 @@ def flip_radius(
     bisection_steps: int = 6,
     steps: int = 10,
     step_size_factor: float = 0.25,
-    bounds: tuple[float, float] | None = (0.0, 1.0),
+    bounds: Bounds = (0.0, 1.0),
     loss: ScoreLoss = "ce",
 ) -> RobustnessScore:
     """Continuous robustness score: the smallest Linf radius at which PGD was seen to flip the prediction.

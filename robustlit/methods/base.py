@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
 
+from robustlit.attacks.ball import Bounds
 from robustlit.models.normalize import Normalize
 from robustlit.utils.batch_checks import batch_is_sound, check_evaluation_batch, dataset_indices
 from robustlit.utils.finite import check_finite_logits
@@ -88,7 +89,7 @@ class RobustClassifier(pl.LightningModule):
         num_classes: int = 10,
         mean: Sequence[float] = (0.0,),
         std: Sequence[float] = (1.0,),
-        bounds: tuple[float, float] | None = (0.0, 1.0),
+        bounds: Bounds = (0.0, 1.0),
         optimizer: OptimizerCallable = _default_optimizer,
         lr_scheduler: LRSchedulerCallable | None = None,
         channels_last: bool = False,

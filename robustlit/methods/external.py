@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from torch import Tensor
 
+from robustlit.attacks.ball import Bounds
 from robustlit.interop.source import InputNormalization, ModelSource, build_model
 from robustlit.methods.base import RobustClassifier
 from robustlit.utils.errors import FieldError, one_line
@@ -70,7 +71,7 @@ class PretrainedClassifier(RobustClassifier):
         num_classes: int = 10,
         mean: Sequence[float] = (0.0,),
         std: Sequence[float] = (1.0,),
-        bounds: tuple[float, float] | None = (0.0, 1.0),
+        bounds: Bounds = (0.0, 1.0),
     ) -> None:
         norm_mean, norm_std = resolve_normalization(source, normalization, mean, std)
         try:

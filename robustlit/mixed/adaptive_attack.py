@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from robustlit.attacks.ball import Bounds, Norm
+from robustlit.attacks.ball import Bounds, Norm, RandomStart
 from robustlit.attacks.keep import KeepEverySuccess
 from robustlit.attacks.pgd import pgd_attack
 
@@ -75,7 +75,7 @@ def adaptive_pgd_attack(
     steps: int,
     norm: Norm = "Linf",
     bce_weight: float = 0.5,
-    random_start: bool = True,
+    random_start: RandomStart = "uniform",
     bounds: Bounds = (0.0, 1.0),
     restarts: int = 1,
 ) -> Tensor:
@@ -100,5 +100,5 @@ def adaptive_pgd_attack(
         return output[:, :-1].argmax(dim=1) != y
 
     keep = KeepEverySuccess(misclassified, highest_loss_success=True)
-    start = "uniform" if random_start else "none"
-    return pgd_attack(AlphaExposed(mixture), x, loss, eps, step_size, steps, norm, start, bounds, restarts, keep=keep)
+    model = AlphaExposed(mixture)
+    return pgd_attack(model, x, loss, eps, step_size, steps, norm, random_start, bounds, restarts, keep=keep)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from robustlit.attacks.ball import Bounds
 from robustlit.certify.bounds import clopper_pearson_lower
 from robustlit.certify.smoothing import SmoothedClassifier
 from robustlit.mixed.radius import lipschitz_mixture_radius, smoothed_mixture_radius
@@ -62,7 +63,7 @@ def certify_smoothed_robust_branch(
     n: int,
     failure_prob: float = 0.001,
     batch_size: int = 1000,
-    bounds: tuple[float, float] | None = (0.0, 1.0),
+    bounds: Bounds = (0.0, 1.0),
     generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor]:
     """``(prediction, radius)`` (N,) for ``(1 - alpha) g + alpha * Smooth_sigma(h)``, not the evaluated mixture.

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 from torch import Tensor, nn
 
+from robustlit.attacks.ball import Bounds
 from robustlit.attacks.threat_model import Norm
 from robustlit.mixed.apgd import mixture_apgd, probability_margin
 from robustlit.mixed.mixing_rule import mix_log_probs
@@ -84,7 +85,7 @@ def worst_case_margins(
     norm: Norm = "Linf",
     targets: int = 9,
     restarts: int = 1,
-    bounds: tuple[float, float] | None = (0.0, 1.0),
+    bounds: Bounds = (0.0, 1.0),
 ) -> tuple[Tensor, Tensor]:
     """``(margins (N,), points)``: per example the smallest ``p_y - max_{k != y} p_k`` of ``model`` over the clean
     input and every iterate of APGD-CE and of APGD-T against each of the ``targets`` top classes (Croce and Hein
@@ -243,7 +244,7 @@ def confidence_report(
     norm: Norm = "Linf",
     targets: int = 9,
     restarts: int = 1,
-    bounds: tuple[float, float] | None = (0.0, 1.0),
+    bounds: Bounds = (0.0, 1.0),
     standard: nn.Module | None = None,
     alphas: Sequence[float] = DEFAULT_ALPHAS,
     robustness_budget: float = 0.02,

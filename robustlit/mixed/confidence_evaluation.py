@@ -23,6 +23,7 @@ from rich.console import Console
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from robustlit.attacks.ball import Bounds
 from robustlit.attacks.threat_model import Norm
 from robustlit.callbacks.evaluation import EvaluationCallback, Stage
 from robustlit.checkpoint import load_classifier
@@ -111,7 +112,7 @@ class ConfidenceReport(EvaluationCallback):
         self,
         robust: nn.Module,
         dataset: Dataset,
-        bounds: tuple[float, float] | None,
+        bounds: Bounds,
         device: torch.device,
         standard: nn.Module | None = None,
     ) -> dict:

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from robustlit.attacks.ball import Bounds
 from robustlit.attacks.eval_mode import attack_mode
 from robustlit.attacks.registry import build_attack
 from robustlit.attacks.spec import AttackSpec
@@ -189,7 +190,7 @@ class MixtureEvaluation(EvaluationCallback):
         mixture: Mixture,
         dataset: Dataset,
         num_classes: int,
-        bounds: tuple[float, float] | None,
+        bounds: Bounds,
         device: torch.device,
     ) -> dict:
         """Evaluate g, h and the mixture on the first ``num_examples`` of ``dataset`` (all ranks)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from robustlit.attacks.ball import Bounds
 from robustlit.attacks.eval_mode import attack_mode
 from robustlit.attacks.threat_model import Norm
 from robustlit.mixed.apgd import mixture_apgd
@@ -30,7 +31,7 @@ def randomized_mixture_attack(
     bce_weight: tuple[float, float] = (0.0, 0.4),
     targeted_fraction: float = 0.9,
     copies: int = 1,
-    bounds: tuple[float, float] | None = (0.0, 1.0),
+    bounds: Bounds = (0.0, 1.0),
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """``copies`` attacked copies of the batch (shape ``(copies * N, ...)``, copy-major; labels ``y.repeat(copies)``).

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from robustlit.attacks.ball import Bounds
+
 
 def _at(mask: Tensor, indices: Sequence[int]) -> str:
     rows = mask.nonzero().flatten().tolist()
@@ -22,7 +24,7 @@ def check_evaluation_batch(
     x: Tensor,
     y: Tensor,
     indices: Sequence[int],
-    bounds: tuple[float, float] | None,
+    bounds: Bounds,
     num_classes: int | None,
     where: str,
 ) -> None:

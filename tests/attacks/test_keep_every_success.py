@@ -156,7 +156,9 @@ def test_highest_final_loss_looks_at_last_points_only_and_nan_never_wins() -> No
     assert _feed(last, path, restarts=2).tolist() == [4.0, 4.0]
 
 
-def test_pgd_attack_takes_success_or_a_keep_rule_not_both() -> None:
+def test_pgd_attack_refuses_ambiguous_arguments() -> None:
     x, y = torch.full((2, 1), 0.5), torch.zeros(2, dtype=torch.long)
     with pytest.raises(ValueError, match="not both"):
         pgd_attack(RestartToy(), x, attack_loss("ce", y), 0.1, 0.01, 2, success=y, keep=LastIterate())
+    with pytest.raises(ValueError, match="random start must be one of"):  # a bool would silently start uniformly
+        pgd_attack(RestartToy(), x, attack_loss("ce", y), 0.1, 0.01, 2, random_start_kind=False)

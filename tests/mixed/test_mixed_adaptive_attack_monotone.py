@@ -67,7 +67,7 @@ def test_a_success_at_an_intermediate_iterate_counts():
     mixture = _trap_mixture()
     x = torch.tensor([[0.5, 0.5]])
     y = torch.zeros(1, dtype=torch.long)
-    options = dict(eps=0.2, step_size=0.02, norm="Linf", bce_weight=1.0, random_start=False, bounds=None)
+    options = dict(eps=0.2, step_size=0.02, norm="Linf", bce_weight=1.0, random_start="none", bounds=None)
     with torch.no_grad():
         path = [mixture(torch.tensor([[0.5, 0.5 - 0.02 * t]])).argmax(dim=1).item() for t in range(11)]
     assert path[0] == 0 and path[10] == 0 and 1 in path  # the trap: the last iterate is correct again
