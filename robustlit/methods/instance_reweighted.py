@@ -9,8 +9,10 @@ Reweighting is a constructor argument of every adversarial objective, e.g. MAIL 
         weighting: {class_path: robustlit.losses.MAILWeights, init_args: {slope: 1.0, bias: -1.5}}
 
 The classes here keep the flat configuration of the reweighted methods (``base_loss``, ``beta``,
-``begin_epoch`` and the strategy's own keys): ``base_loss`` names the objective (:class:`PGDAT` or
-:class:`TRADES`) whose own terms are reweighted, so TRADES is defined once, in :mod:`robustlit.methods.trades`.
+``begin_epoch`` and the strategy's own keys): ``base_loss`` names the objective whose own terms are
+reweighted, a component the method holds (:class:`~robustlit.methods.pgd_at.PGDATObjective` or
+:class:`~robustlit.methods.trades.TRADESObjective`, the very objects :class:`PGDAT` and :class:`TRADES` use),
+so TRADES is defined once, in :mod:`robustlit.methods.trades`.
 Which term the weights multiply is ``weighted_term`` (``robust``, ``natural`` or ``whole``; see
 :mod:`robustlit.losses.instance_weights` and docs/reweighting.md), by default each paper's own choice:
 MAIL weights the robust term (the adversarial CE of PGD-AT, the KL of TRADES: the authors' ``mail_loss.py``);
@@ -20,6 +22,7 @@ GAIRAT weights the adversarial CE of PGD-AT and, on TRADES, the natural CE (the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, PositiveFloat
@@ -28,13 +31,16 @@ from torch import Tensor
 from robustlit.attacks.pgd import LossFn
 from robustlit.losses.instance_weights import GAIRATWeights, LossTerms, MAILWeights, WeightedTerm
 from robustlit.methods.adversarial import AdversarialTraining
-from robustlit.methods.pgd_at import PGDAT
-from robustlit.methods.trades import TRADES
+from robustlit.methods.pgd_at import PGDATObjective
+from robustlit.methods.trades import TRADESObjective
 
 BaseLoss = Literal["pgd_at", "trades"]
 
-#: The objective each ``base_loss`` names; its attack_loss / loss_terms are used as they are.
-OBJECTIVES: dict[str, type[AdversarialTraining]] = {"pgd_at": PGDAT, "trades": TRADES}
+#: The objective each ``base_loss`` names, built from ``beta``; its attack_loss / loss_terms are used as they are.
+OBJECTIVES: dict[str, Callable[[float], PGDATObjective | TRADESObjective]] = {
+    "pgd_at": lambda beta: PGDATObjective(),
+    "trades": TRADESObjective,
+}
 
 
 class InstanceReweightedAT(AdversarialTraining):
@@ -66,7 +72,7 @@ class InstanceReweightedAT(AdversarialTraining):
                 f"{type(self).__name__} builds its own weighting; to combine another strategy with an objective "
                 "use robustlit.methods.PGDAT or TRADES with `weighting:`"
             )
-        objective = OBJECTIVES[base_loss]
+        objective = OBJECTIVES[base_loss](beta)
         kwargs["random_start"] = kwargs.get("random_start") or objective.default_random_start
         super().__init__(**kwargs)
         self.objective = objective
@@ -74,7 +80,7 @@ class InstanceReweightedAT(AdversarialTraining):
 
     def attack_loss(self, x: Tensor, y: Tensor) -> LossFn:
         """The objective's own: CE (PGD-AT) or KL to the clean prediction (TRADES)."""
-        return self.objective.attack_loss(self, x, y)
+        return self.objective.attack_loss(self, x, y)  # a component, not a sibling class's method
 
     def loss_terms(self, x: Tensor, y: Tensor) -> LossTerms:
         """The objective's own terms (PGD-AT: 0 and CE(f(x'), y); TRADES: CE(f(x), y) and β KL)."""
