@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 
 from robustlit.attacks.ball import Bounds
 from robustlit.attacks.eval_mode import attack_mode
-from robustlit.attacks.registry import build_attack
+from robustlit.attacks.registry import AttackFn, build_attack
 from robustlit.attacks.spec import AttackSpec
 from robustlit.callbacks.evaluation import EvaluationCallback, Stage, batch_seed
 from robustlit.mixed.apgd import mixture_apgd
@@ -39,12 +39,17 @@ from robustlit.mixed.certificates import (
 from robustlit.mixed.classifier import MixedClassifier
 from robustlit.mixed.mixednuts_classifier import MixedNUTSClassifier
 from robustlit.mixed.report_table import print_mixture_table
+from robustlit.mixed.results import CertifiedResult, MixtureSummary, ModelResult, SweepResult
 from robustlit.mixed.sweep_figure import sweep_figure
 
 MODELS = ("standard", "robust", "mixture")
 #: attacks whose (norm, eps, steps, restarts) get adaptive APGD-CE / APGD-T twins on the mixture
 ADAPTIVE_ELIGIBLE = frozenset({"pgd", "native_pgd", "apgd", "apgd_t"})
 Mixture = MixedClassifier | MixedNUTSClassifier
+
+
+def _accuracy(mask: Tensor) -> float:
+    return mask.float().mean().item()
 
 
 def find_mixture(pl_module: nn.Module) -> Mixture:
@@ -192,8 +197,10 @@ class MixtureEvaluation(EvaluationCallback):
         num_classes: int,
         bounds: Bounds,
         device: torch.device,
-    ) -> dict:
-        """Evaluate g, h and the mixture on the first ``num_examples`` of ``dataset`` (all ranks)."""
+    ) -> MixtureSummary:
+        """Evaluate g, h and the mixture on the first ``num_examples`` of ``dataset`` (all ranks): per batch the
+        robustness pass (:meth:`_robustness`), the alpha sweep (:meth:`_sweep`) and the certificate pass
+        (:meth:`_certify`) give per-example columns; :meth:`summarise` turns them into a :class:`MixtureSummary`."""
         models = {"standard": mixture.standard, "robust": mixture.robust, "mixture": mixture}
         if not self.base_models:
             models = {"mixture": mixture}
@@ -212,8 +219,18 @@ class MixtureEvaluation(EvaluationCallback):
 
         return self.summarise(self.collect(dataset, batch, device, bounds), mixture)
 
-    def _robustness(self, models, attacks, x: Tensor, y: Tensor, batch_id: int, bounds) -> dict:  # noqa: ANN001
-        out: dict = {}
+    def _robustness(
+        self,
+        models: dict[str, nn.Module],
+        attacks: dict[str, list[AttackFn]],
+        x: Tensor,
+        y: Tensor,
+        batch_id: int,
+        bounds: Bounds,
+    ) -> dict[str, Tensor]:
+        """Per example: clean and robust under each attack, for each model; the adaptive attacks on the mixture;
+        the mixture's alpha on clean, attacked and adaptively attacked inputs."""
+        out: dict[str, Tensor] = {}
         for name, model in models.items():
             with torch.no_grad():
                 clean = model(x).argmax(dim=1) == y
@@ -264,8 +281,11 @@ class MixtureEvaluation(EvaluationCallback):
             out["alpha_adaptive"] = torch.stack(alphas).mean(dim=0)  # per example, mean over the runs
         return out
 
-    def _sweep(self, mixture: Mixture, attack, x: Tensor, y: Tensor, batch_id: int, bounds) -> dict:  # noqa: ANN001
-        out: dict = {}
+    def _sweep(
+        self, mixture: Mixture, attack: AttackFn, x: Tensor, y: Tensor, batch_id: int, bounds: Bounds
+    ) -> dict[str, Tensor]:
+        """Per example and constant alpha of ``sweep_alphas``: clean, and robust under ``attack``."""
+        out: dict[str, Tensor] = {}
         previous = mixture.alpha
         try:
             for j, a in enumerate(self.sweep_alphas):
@@ -298,8 +318,9 @@ class MixtureEvaluation(EvaluationCallback):
         assert mixture.mixing_network is not None
         return float(mixture.mixing_network.alpha_min) if mixture.compress_alpha is not False else 0.0
 
-    def _certify(self, mixture: Mixture, x: Tensor, y: Tensor, batch_id: int, bounds) -> dict:  # noqa: ANN001
-        out: dict = {}
+    def _certify(self, mixture: Mixture, x: Tensor, y: Tensor, batch_id: int, bounds: Bounds) -> dict[str, Tensor]:
+        """Per example and certificate: h's prediction right, and the certified radius."""
+        out: dict[str, Tensor] = {}
         alpha = self.alpha_lower_bound(mixture)
         if self.lipschitz is not None:
             pred, radius = certify_mixture_lipschitz(mixture.robust, x, alpha, self.lipschitz, mixture.scale_rob)
@@ -324,18 +345,10 @@ class MixtureEvaluation(EvaluationCallback):
             )
         return out
 
-    def summarise(self, columns: dict[str, Tensor], mixture: Mixture) -> dict:
+    def summarise(self, columns: dict[str, Tensor], mixture: Mixture) -> MixtureSummary:
         """The summary of the gathered per-example columns (see :meth:`evaluate`)."""
-        n = int(columns["index"].numel())
-
-        def column(key: str) -> Tensor:
-            return columns[key]
-
-        def acc(mask: Tensor) -> float:
-            return mask.float().mean().item()
-
-        summary: dict = {
-            "num_examples": n,
+        summary: MixtureSummary = {
+            "num_examples": int(columns["index"].numel()),
             "attacks": [asdict(s) | {"metric_name": s.metric_name} for s in self.attacks],
             "adaptive": {
                 "bce_weights": self.bce_weights,
@@ -343,44 +356,57 @@ class MixtureEvaluation(EvaluationCallback):
                 "targets": self.adaptive_targets,
             },
             "alpha": "mixing network" if mixture.alpha is None else mixture.alpha,
-            "models": {},
+            "models": self._model_results(columns),
         }
+        # per_example, sweep and certified follow, in the order of the JSON files written so far
+        if self.per_example:
+            summary["per_example"] = {"index": columns["index"].tolist()} | {
+                key: columns[key].int().tolist() for key in columns if key.split("/")[0] in MODELS
+            }
+        summary["sweep"] = self._sweep_result(columns)
+        summary["certified"] = self._certified_results(columns, mixture)
+        return summary
+
+    def _model_results(self, columns: dict[str, Tensor]) -> dict[str, ModelResult]:
+        """Clean, per-attack and worst-case robust accuracy of each model; the mixture's alphas and keep fraction."""
+        models: dict[str, ModelResult] = {}
         worst: dict[str, Tensor] = {}
         for name in [m for m in MODELS if f"{m}/clean" in columns]:
             keys = [f"{name}/{s.metric_name}" for s in self.attacks]
             if name == "mixture":
                 keys += [f"mixture/adaptive_{name}" for name, _, _ in self.adaptive_attacks]
-            robust = {key.split("/", 1)[1]: column(key) for key in keys}
+            robust = {key.split("/", 1)[1]: columns[key] for key in keys}
             worst[name] = torch.stack(list(robust.values())).all(dim=0)
-            summary["models"][name] = {
-                "clean_acc": acc(column(f"{name}/clean")),
-                "robust_acc": {k: acc(v) for k, v in robust.items()},
-                "worst_robust_acc": acc(worst[name]),
-            }
-        if self.per_example:
-            summary["per_example"] = {"index": column("index").tolist()} | {
-                key: column(key).int().tolist() for key in columns if key.split("/")[0] in MODELS
+            models[name] = {
+                "clean_acc": _accuracy(columns[f"{name}/clean"]),
+                "robust_acc": {k: _accuracy(v) for k, v in robust.items()},
+                "worst_robust_acc": _accuracy(worst[name]),
             }
         if "robust" in worst and bool(worst["robust"].any()):
             # the keep fraction reached: of h's robust examples, the share the mixture keeps robust (MixedNUTS
             # calibrates for keep_fraction of them)
-            summary["models"]["mixture"]["kept_of_robust_base"] = acc(worst["mixture"][worst["robust"]])
-        summary["models"]["mixture"]["alpha_clean"] = column("alpha_clean").float().mean().item()
-        summary["models"]["mixture"]["alpha_attacked"] = column("alpha_attacked").float().mean().item()
+            models["mixture"]["kept_of_robust_base"] = _accuracy(worst["mixture"][worst["robust"]])
+        models["mixture"]["alpha_clean"] = columns["alpha_clean"].float().mean().item()
+        models["mixture"]["alpha_attacked"] = columns["alpha_attacked"].float().mean().item()
         if self.adaptive_attacks:
-            summary["models"]["mixture"]["alpha_adaptive"] = column("alpha_adaptive").float().mean().item()
-        summary["sweep"] = {
+            models["mixture"]["alpha_adaptive"] = columns["alpha_adaptive"].float().mean().item()
+        return models
+
+    def _sweep_result(self, columns: dict[str, Tensor]) -> SweepResult:
+        return {
             "attack": self.attacks[self.sweep_attack_index].metric_name,
             "points": [
                 {
                     "alpha": a,
-                    "clean_acc": acc(column(f"sweep/{j}/clean")),
-                    "robust_acc": acc(column(f"sweep/{j}/robust")),
+                    "clean_acc": _accuracy(columns[f"sweep/{j}/clean"]),
+                    "robust_acc": _accuracy(columns[f"sweep/{j}/robust"]),
                 }
                 for j, a in enumerate(self.sweep_alphas)
             ],
         }
-        summary["certified"] = {}
+
+    def _certified_results(self, columns: dict[str, Tensor], mixture: Mixture) -> dict[str, CertifiedResult]:
+        certified: dict[str, CertifiedResult] = {}
         for kind, params in (
             ("lipschitz", {"lipschitz": self.lipschitz}),
             (
@@ -396,21 +422,23 @@ class MixtureEvaluation(EvaluationCallback):
         ):
             if f"cert/{kind}/radius" not in columns:
                 continue
-            correct, radius = column(f"cert/{kind}/correct"), column(f"cert/{kind}/radius")
-            summary["certified"][kind] = {
+            correct, radius = columns[f"cert/{kind}/correct"], columns[f"cert/{kind}/radius"]
+            certified[kind] = {
                 **params,
                 "mixture_alpha_lower_bound": self.alpha_lower_bound(mixture),
                 "mean_radius": (radius * correct).double().mean().item(),
                 # certified at r: h right, the margin condition holds (radius > 0) and radius >= r
-                "acc_at": {str(r): acc(correct & (radius > 0) & (radius >= r)) for r in self.certified_radii},
+                "acc_at": {str(r): _accuracy(correct & (radius > 0) & (radius >= r)) for r in self.certified_radii},
             }
-        return summary
+        return certified
 
-    def evaluate_stage(self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataset: Dataset, stage: str) -> dict:
+    def evaluate_stage(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataset: Dataset, stage: str
+    ) -> MixtureSummary:
         mixture = find_mixture(pl_module)
         return self.evaluate(mixture, dataset, pl_module.num_classes, pl_module.bounds, pl_module.device)
 
-    def metrics(self, summary: dict, stage: str) -> dict[str, float]:
+    def metrics(self, summary: MixtureSummary, stage: str) -> dict[str, float]:
         """Flat ``{metric name: value}`` of a summary (what is logged)."""
         log: dict[str, float] = {}
         for name, res in summary["models"].items():
@@ -431,12 +459,12 @@ class MixtureEvaluation(EvaluationCallback):
                 log[f"{stage}/mixture_certified/{kind}/acc_at_{float(r):g}"] = value
         return log
 
-    def figures(self, summary: dict, stage: str, epoch: int) -> dict[str, tuple[Figure, Any]]:
+    def figures(self, summary: MixtureSummary, stage: str, epoch: int) -> dict[str, tuple[Figure, Any]]:
         if not summary["sweep"]["points"]:
             return {}
         return {"mixture_sweep": (sweep_figure(summary), summary["sweep"])}
 
-    def print_summary(self, summary: dict, title: str) -> None:
+    def print_summary(self, summary: MixtureSummary, title: str) -> None:
         print_mixture_table(summary, title=title)
 
     def state_fields(self) -> dict[str, Any]:

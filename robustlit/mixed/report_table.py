@@ -6,11 +6,12 @@ from rich.console import Console
 from rich.table import Table
 
 from robustlit.callbacks.evaluation import pct as _pct
+from robustlit.mixed.results import MixtureSummary
 
 LABELS = {"standard": "standard base g", "robust": "robust base h", "mixture": "mixture"}
 
 
-def print_mixture_table(summary: dict, title: str, console: Console | None = None) -> None:
+def print_mixture_table(summary: MixtureSummary, title: str, console: Console | None = None) -> None:
     """Rows: g, h, the mixture, then the constant-alpha sweep; columns: clean, each attack, the adaptive
     attacks (mixture only), the per-example worst over all of them, and the mixture's mean alpha."""
     attacks = [a["metric_name"] for a in summary["attacks"]]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
+from robustlit.mixed.results import MixtureSummary
 
-def sweep_figure(summary: dict) -> Figure:
+
+def sweep_figure(summary: MixtureSummary) -> Figure:
     """Robust vs clean accuracy: the constant-alpha curve (points labelled by alpha), g, h and the mixture.
 
     ``summary`` is a ``MixtureEvaluation`` summary. Built with ``matplotlib.figure.Figure`` (no pyplot,
