@@ -59,14 +59,20 @@ def paired_tests(values: Mapping[str, Sequence[float]], reference: str, alpha: f
         raise ValueError(f"reference {reference!r} is not among the methods {list(values)}")
     others = [name for name in values if name != reference]
     rows = {name: paired_difference(values[name], values[reference], alpha) for name in others}
-    for row in rows.values():
-        row["p_holm"], row["significant"] = math.nan, False
-    tested = [name for name in others if not math.isnan(rows[name]["p"])]
-    if tested:
-        reject, corrected, _, _ = multipletests([rows[n]["p"] for n in tested], alpha=alpha, method="holm")
-        for name, ok, q in zip(tested, reject, corrected, strict=True):
-            rows[name]["p_holm"], rows[name]["significant"] = float(q), bool(ok)
+    holm_correct(list(rows.values()), alpha)
     return rows
+
+
+def holm_correct(rows: Sequence[dict], alpha: float = ALPHA) -> None:
+    """Add ``p_holm`` and ``significant`` (Holm-corrected p < ``alpha``) to rows of :func:`paired_difference` that
+    form one family of tests; rows with p = NaN (not tested) get NaN and False."""
+    for row in rows:
+        row["p_holm"], row["significant"] = math.nan, False
+    tested = [row for row in rows if not math.isnan(row["p"])]
+    if tested:
+        reject, corrected, _, _ = multipletests([row["p"] for row in tested], alpha=alpha, method="holm")
+        for row, ok, q in zip(tested, reject, corrected, strict=True):
+            row["p_holm"], row["significant"] = float(q), bool(ok)
 
 
 def verdict(row: Mapping[str, object], higher_is_better: bool) -> str:
