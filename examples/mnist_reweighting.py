@@ -53,6 +53,7 @@ from robustlit.methods.base import RobustClassifier
 from robustlit.methods.pgd_at import PGDAT
 from robustlit.methods.standard import Standard
 from robustlit.models import MLP
+from robustlit.utils.atomic import write_text_atomically
 
 BASES = {"pgd_at": "PGD-AT", "fgsm_rs": "FGSM-RS"}
 REWEIGHTED = ("DRO (DONE)", "GAIRAT", "MAIL")
@@ -414,8 +415,11 @@ def select_base(s: Settings, root: str, candidates: list[tuple[str, float]], out
         )
     Console(width=160).print(table)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"settings": asdict(s), "candidates": rows}, indent=2))
-    return {"candidates": rows}
+    earlier = json.loads(out.read_text())["candidates"] if out.is_file() else []
+    tried = {(r["base"], r["eps"]) for r in rows}
+    merged = [r for r in earlier if (r["base"], r["eps"]) not in tried] + rows  # earlier candidates are kept
+    write_text_atomically(out, json.dumps({"settings": asdict(s), "candidates": merged}, indent=2))
+    return {"candidates": merged}
 
 
 # ---- main -----------------------------------------------------------------------------------------------
@@ -430,6 +434,13 @@ def parse(argv: list[str] | None) -> tuple[Settings, argparse.Namespace]:
     parser.add_argument("--out", type=Path, default=Path("runs/mnist_reweighting"), help="weights and attack cache")
     parser.add_argument("--json", type=Path, default=Path("runs/mnist_reweighting.json"))
     parser.add_argument("--select-base", action="store_true", help="the validation check behind base and eps")
+    parser.add_argument(
+        "--candidates",
+        nargs="+",
+        default=["fgsm_rs:0.3", "pgd_at:0.3"],
+        metavar="BASE:EPS",
+        help="(base, eps) pairs of --select-base (default fgsm_rs:0.3 pgd_at:0.3)",
+    )
     args = parser.parse_args(argv)
     s = quick_settings() if args.quick else Settings()
     if args.seeds is not None:
@@ -460,7 +471,11 @@ def main(argv: list[str] | None = None) -> dict:
     s, args = parse(argv)
     quiet_lightning()
     if args.select_base:
-        candidates = [("fgsm_rs", 0.3), ("pgd_at", 0.3)] if not args.quick else [("fgsm_rs", s.eps)]
+        candidates = [(c.split(":")[0], float(c.split(":")[1])) for c in args.candidates]
+        if any(base not in BASES or not 0 < eps <= 1 for base, eps in candidates):
+            raise SystemExit(f"--candidates: each is BASE:EPS with BASE in {sorted(BASES)} and 0 < EPS <= 1")
+        if args.quick:
+            candidates = [("fgsm_rs", s.eps)]
         num_val = 1000 if not args.quick else 40
         return select_base(s, args.root, candidates, args.json.with_name(args.json.stem + "_base.json"), num_val)
     print_like_for_like(s)
