@@ -6,9 +6,9 @@ and AutoAttack) and, most of all, the robust accuracy of the weakest classes (RA
 over plain adversarial training and over the instance-reweighted GAIRAT and MAIL (docs/reweighting_mnist.md).
 
 - One base objective for every method (``--base``: ``fgsm_rs`` (default), one step of 1.25 eps from a uniform start
-  (Wong, Rice and Kolter 2020), or ``pgd_at``, K-step PGD from a uniform start), one backbone, optimiser, cyclic learning
-  rate, epochs, data order and, per seed, the same initial weights. The reweighted runs are the base module with
-  a ``weighting`` (``robustlit.losses``: ``DROWeights``, ``GAIRATWeights``, ``MAILWeights``); the printed config
+  (Wong, Rice and Kolter 2020), or ``pgd_at``, K-step PGD from a uniform start), one backbone, optimiser, cyclic
+  learning rate, epochs, data order and, per seed, the same initial weights. The reweighted runs are the base module
+  with a ``weighting`` (``robustlit.losses``: ``DROWeights``, ``GAIRATWeights``, ``MAILWeights``); the printed config
   diff shows that nothing else differs. The base and eps are chosen on the validation split (``--select-base``):
   eps 0.1, the largest of 0.1, 0.2, 0.3 at which single-step training of this network neither collapsed nor
   masked gradients (docs/reweighting_mnist.md).
