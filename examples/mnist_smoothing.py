@@ -31,6 +31,7 @@ after every (seed, method), certificates appended per image.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import sys
 import time
@@ -128,24 +129,24 @@ def knn_sigma(sigma_b: float, s: Settings, train_x: Tensor) -> TrainingSetKNNSig
 
 
 def training_sigma_table(sigma: TrainingSetKNNSigma, train_x: Tensor, cache: Path) -> Tensor:
-    """sigma(x) of every training image with matrix-product distances (fast, float32; the certificates use the
-    exact search), cached on disk by sigma_b, r, k, m and the number of images."""
-    key = f"sigma_table_b{sigma.sigma_base}_r{sigma.rate}_k{sigma.k}_m{sigma.normaliser}_n{len(train_x)}.pt"
-    path = cache / key
-    if path.is_file():
-        return torch.load(path, weights_only=True)
-    ref = sigma.reference
+    """sigma(x) of every training image. The mean k-NN distances d_k are computed once with matrix-product distances
+    (fast, float32; the certificates use the exact search) and cached on disk by k and the training images."""
     flat = train_x.flatten(1).float()
-    d_k = torch.cat(
-        [
-            torch.cdist(q, ref, compute_mode="use_mm_for_euclid_dist").topk(sigma.k, largest=False).values.mean(1)
-            for q in flat.split(512)
-        ]
-    )
-    table = sigma.sigma_base * torch.exp(sigma.rate * (d_k - sigma.normaliser))
-    cache.mkdir(parents=True, exist_ok=True)
-    torch.save(table, path)
-    return table
+    key = hashlib.sha256(flat.numpy().tobytes()).hexdigest()[:16]
+    path = cache / f"train_knn_k{sigma.k}_{key}.pt"
+    if path.is_file():
+        d_k = torch.load(path, weights_only=True)
+    else:
+        ref = sigma.reference
+        d_k = torch.cat(
+            [
+                torch.cdist(q, ref, compute_mode="use_mm_for_euclid_dist").topk(sigma.k, largest=False).values.mean(1)
+                for q in flat.split(512)
+            ]
+        )
+        cache.mkdir(parents=True, exist_ok=True)
+        torch.save(d_k, path)
+    return sigma.sigma_base * torch.exp(sigma.rate * (d_k - sigma.normaliser))
 
 
 def build(name: str, s: Settings, seed: int, train_x: Tensor, cache: Path) -> GaussianSmoothing:
