@@ -368,6 +368,14 @@ def parse(argv: list[str] | None) -> tuple[Settings, argparse.Namespace]:
     parser.add_argument("--n", type=int, default=None, help="estimation samples per image (default 10,000)")
     parser.add_argument("--num-certify", type=int, default=None, help="images to certify (default 500)")
     parser.add_argument("--skip", type=int, default=None, help="certify every skip-th test image (default 20)")
+    parser.add_argument(
+        "--seed-list",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="SEED",
+        help="run only these of the seeds (other processes can run the rest into the same JSON)",
+    )
     parser.add_argument("--root", default="data", help="MNIST data folder (docs/mnist.md)")
     parser.add_argument("--out", type=Path, default=Path("runs/mnist_smoothing"), help="weights, certificates, PNG")
     parser.add_argument("--json", type=Path, default=Path("runs/mnist_smoothing.json"))
@@ -390,8 +398,18 @@ def main(argv: list[str] | None = None) -> dict:
     quiet_lightning()
     store = RunStore(args.json, asdict(s))
     start = time.perf_counter()
-    for seed in s.seeds:
+    mine = args.seed_list or s.seeds
+    if not set(mine) <= set(s.seeds):
+        raise SystemExit(f"--seed-list {mine} must be among the seeds {s.seeds}")
+    for seed in mine:
         run_seed(s, seed, store, args.root, args.out)
+    store.refresh()
+    done = [seed for seed in s.seeds if all(m in store.runs.get(seed, {}) for m in METHODS)]
+    if done != s.seeds:
+        print(
+            f"seeds finished: {done} of {s.seeds}; rerun without --seed-list when the others are done", file=sys.stderr
+        )
+        return {"settings": asdict(s), "runs": store.runs, "summary": None}
     runs = {seed: store.runs[seed] for seed in s.seeds}
     summary = summarise(runs, s)
     print_tables(summary, s)

@@ -111,6 +111,9 @@ class AdversarialEvaluation(EvaluationCallback):
             raise ValueError(f"curve_eps must be a non-empty list of radii in [0, 1]; got {curve_eps}")
         self.curve_eps = sorted(float(e) for e in curve_eps) if curve_eps is not None else None
         self.curve_attacks = list(curve_attacks) if curve_attacks is not None else list(self.attacks)
+        #: per-example columns of the last :meth:`evaluate` (``label``, ``index``, ``clean``, ``robust`` (N, attacks)),
+        #: for combining evaluations per example (e.g. a worst case over attacks run on different subsets)
+        self.last_columns: dict[str, Tensor] | None = None
 
     def evaluate(self, model: torch.nn.Module, dataset: Dataset, num_classes: int, bounds, device) -> dict:  # noqa: ANN001
         """Attack the first ``num_examples`` of ``dataset``; returns the gathered summary (all ranks)."""
@@ -140,6 +143,7 @@ class AdversarialEvaluation(EvaluationCallback):
             curve_key = repr(([a.metric_name for a in self.curve_attacks], self.curve_eps)).encode()
             tag += "-curve" + hashlib.sha256(curve_key).hexdigest()[:12]
         columns = self.collect(dataset, batch, device, bounds, cache_model=model, cache_tag=tag)
+        self.last_columns = columns
         summary = self.summarise(columns, num_classes)
         if curves is not None:
             summary["curves"] = summarise_curves(

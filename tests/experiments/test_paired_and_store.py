@@ -61,3 +61,15 @@ def test_store_resumes_same_settings_only(tmp_path: Path, capsys: pytest.Capture
     fresh.put(0, "LS", {"acc": 0.5})
     assert json.loads(path.read_text())["runs"] == {"0": {"LS": {"acc": 0.5}}}
     assert not list(tmp_path.glob(".*.tmp"))  # the atomic write left no temporary file
+
+
+def test_two_stores_on_one_file_keep_each_others_runs(tmp_path: Path) -> None:
+    path = tmp_path / "runs.json"
+    first, second = RunStore(path, {"epochs": 3}), RunStore(path, {"epochs": 3})
+    first.put(0, "A", {"acc": 0.1})
+    second.put(1, "A", {"acc": 0.2})  # merges the file first: seed 0 is kept
+    first.put(0, "B", {"acc": 0.3})
+    stored = json.loads(path.read_text())["runs"]
+    assert stored == {"0": {"A": {"acc": 0.1}, "B": {"acc": 0.3}}, "1": {"A": {"acc": 0.2}}}
+    second.refresh()
+    assert second.get(0, "B") == {"acc": 0.3}
