@@ -56,7 +56,7 @@ from robustlit.methods.pgd_at import PGDAT
 from robustlit.methods.standard import Standard
 from robustlit.metrics.worst_class import per_class_accuracy, worst_class_accuracy, worst_fraction_class_accuracy
 from robustlit.models import MLP
-from robustlit.utils.atomic import write_text_atomically
+from robustlit.utils.atomic import atomic_target, write_text_atomically
 
 BASES = {"pgd_at": "PGD-AT", "fgsm_rs": "FGSM-RS"}
 REWEIGHTED = ("DRO (DONE)", "GAIRAT", "MAIL")
@@ -207,8 +207,8 @@ def trained(name: str, s: Settings, seed: int, data: dict, folder: Path) -> tupl
     epochs = s.standard_epochs if name == "Standard" else s.epochs
     datamodule = TensorSplitsDataModule(data, batch_size=s.batch_size, seed=seed)
     seconds = fit(module, datamodule, epochs, seed, val_every_n_epochs=epochs)
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": module.state_dict(), "train_seconds": seconds}, path)
+    with atomic_target(path) as tmp:  # a killed run never leaves half a file to load
+        torch.save({"state_dict": module.state_dict(), "train_seconds": seconds}, tmp)
     return module, seconds
 
 

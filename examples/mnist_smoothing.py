@@ -55,6 +55,7 @@ from robustlit.experiments.training import fit, quiet_lightning
 from robustlit.methods.gaussian_smoothing import GaussianSmoothing, TrainingSetKNNSigma
 from robustlit.methods.label_smoothing import IndexedDataset
 from robustlit.models import MLP
+from robustlit.utils.atomic import atomic_target
 from robustlit.utils.integrity import weights_checksum
 
 METHODS = ("sigma 0.25", "sigma(x) 0.25", "sigma 0.50", "sigma(x) 0.50")
@@ -144,8 +145,8 @@ def training_sigma_table(sigma: TrainingSetKNNSigma, train_x: Tensor, cache: Pat
                 for q in flat.split(512)
             ]
         )
-        cache.mkdir(parents=True, exist_ok=True)
-        torch.save(d_k, path)
+        with atomic_target(path) as tmp:  # another process may read it meanwhile
+            torch.save(d_k, tmp)
     return sigma.sigma_base * torch.exp(sigma.rate * (d_k - sigma.normaliser))
 
 
@@ -254,8 +255,8 @@ def run_seed(s: Settings, seed: int, store: RunStore, root: str, folder: Path) -
                 seed,
                 val_every_n_epochs=s.epochs,
             )
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"state_dict": module.state_dict(), "train_seconds": seconds}, path)
+            with atomic_target(path) as tmp:
+                torch.save({"state_dict": module.state_dict(), "train_seconds": seconds}, tmp)
         start = time.perf_counter()
         weights = weights_checksum(module.state_dict())[:12]  # certificates of other weights are never reused
         tsv = folder / "certificates" / f"seed{seed}_{name.replace(' ', '_')}_{weights}.tsv"
