@@ -267,6 +267,20 @@ def summarise(runs: dict[int, dict[str, dict]], s: Settings) -> dict:
         }
     if len(seeds) < 2:
         return summary
+    # secondary, descriptive: ECE per shift (mean over its severities) against Standard, Holm within each shift
+    summary["per_shift_tests"] = {}
+    for shift in s.shifts:
+        per_seed = {
+            name: [
+                sum(runs[k][name]["conditions"][f"{shift}_s{v}"]["ece"] for v in s.severities) / len(s.severities)
+                for k in seeds
+            ]
+            for name in names
+        }
+        summary["per_shift_tests"][shift] = {
+            "ece": {name: mean_std(v) for name, v in per_seed.items()},
+            "vs_standard": paired_tests(per_seed, "Standard") if "Standard" in names else {},
+        }
     for reference in ("Standard", "AR-AdaLS"):
         if reference not in names:
             continue
@@ -325,6 +339,25 @@ def print_tables(summary: dict, s: Settings, console: Console | None = None) -> 
                     cells.append(f"{scale * row['mean']:+.4g} [{lo:+.4g}, {hi:+.4g}] {test}{star}")
                 detail.add_row(*cells)
         console.print(detail)
+    per_shift = Table(
+        title="ECE per shift (mean over severities), mean ± std; vs Standard: difference [95% CI], Holm "
+        "within the shift (secondary, descriptive)"
+    )
+    per_shift.add_column("shift")
+    names = list(summary["methods"])
+    for name in names:
+        per_shift.add_column(name, justify="right")
+    for shift, block in summary.get("per_shift_tests", {}).items():
+        cells = []
+        for name in names:
+            cell = _cell("ece", block["ece"][name])
+            row = block["vs_standard"].get(name)
+            if row is not None:
+                lo, hi = row["ci95"]
+                cell += f"\n{row['mean']:+.3f} [{lo:+.3f}, {hi:+.3f}]" + (" *" if row["significant"] else "")
+            cells.append(cell)
+        per_shift.add_row(shift, *cells)
+    console.print(per_shift)
     claims = claim_verdicts(summary)
     for line in claims:
         console.print(line)
@@ -373,16 +406,21 @@ def reliability_figure(runs: dict[int, dict[str, dict]], names: list[str], condi
             n_bins = count.numel()
             left = torch.arange(n_bins, dtype=torch.float64) / n_bins
             used = count > 0
+            lefts, accs = left[used].tolist(), acc[used].tolist()
+            ax.bar(lefts, accs, width=1 / n_bins, align="edge", color="tab:blue", edgecolor="black", label="accuracy")
+            gaps = [c - a for c, a in zip(conf[used].tolist(), accs, strict=True)]
             ax.bar(
-                left[used].tolist(),
-                acc[used].tolist(),
+                lefts,
+                gaps,
+                bottom=accs,
                 width=1 / n_bins,
                 align="edge",
-                color="tab:blue",
-                edgecolor="black",
-                label="accuracy",
+                color="tab:red",
+                alpha=0.3,
+                hatch="//",
+                edgecolor="tab:red",
+                label="mean confidence - accuracy",
             )
-            ax.plot(conf[used].tolist(), conf[used].tolist(), "o", color="tab:red", markersize=3, label="confidence")
             ax.plot([0, 1], [0, 1], "--", color="gray")
             eces = [rows[name]["conditions"][condition]["ece"] for rows in runs.values()]
             ax.set_title(f"{name}\n{condition}: ECE {sum(eces) / len(eces):.3f}", fontsize=9)
