@@ -124,7 +124,7 @@ def test_reweighting_refuses_an_attack_that_does_not_break_an_undefended_model(
     s = example.quick_settings()
     s.require_broken_standard = True
     monkeypatch.setattr(example, "method_names", lambda settings: [])
-    monkeypatch.setattr(example, "pgd_spec", lambda settings: example.AttackSpec(name="native_pgd", eps=1e-6, steps=1))
+    monkeypatch.setattr(example, "CHECK_EPS", 1e-6)  # attacks at eps 1e-6 cannot break anything
     store = example.RunStore(None, {})
     with pytest.raises(RuntimeError, match="too weak"):
         example.run_seed(s, 0, store, "data", tmp_path)
