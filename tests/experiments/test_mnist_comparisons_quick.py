@@ -146,7 +146,12 @@ def test_smoothing_quick_and_indexed_training_sigma(
     assert torch.allclose(model.sigma_of(train_x[3:4]), exact[3:4])  # evaluation computes sigma(x)
     constant = example.build("sigma 0.25", s, 0, train_x, tmp_path / "cache")
     assert all(torch.equal(p, q) for p, q in zip(constant.parameters(), model.parameters(), strict=True))
-    result = example.main(["--quick", "--json", str(tmp_path / "sm.json"), "--out", str(tmp_path / "sm")])
+    args = ["--quick", "--json", str(tmp_path / "sm.json"), "--out", str(tmp_path / "sm")]
+    partial = example.main([*args, "--seed-list", "1"])  # one process per seed can share the JSON
+    assert partial["summary"] is None and "seeds finished: [1] of [0, 1]" in capsys.readouterr().err
+    result = example.main(args)  # runs seed 0, reuses seed 1
+    out = capsys.readouterr()
+    assert "seed 1 sigma 0.25: reused" in out.err and "curse of dimensionality" in out.out
     runs, summary = result["runs"], result["summary"]
     for rows in runs.values():
         assert set(rows) == set(example.METHODS)
@@ -157,4 +162,3 @@ def test_smoothing_quick_and_indexed_training_sigma(
     assert {"sigma(x) 0.25", "sigma(x) 0.50"} == set(summary["tests"])
     assert not math.isnan(summary["methods"]["sigma 0.25"]["acr"]["mean"])
     assert (tmp_path / "sm" / "certified_accuracy.png").is_file()
-    assert "curse of dimensionality" in capsys.readouterr().out
