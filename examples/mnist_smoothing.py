@@ -178,20 +178,12 @@ def certify(module: GaussianSmoothing, x: Tensor, y: Tensor, s: Settings, seed: 
     """CERTIFY every ``skip``-th test image (``num_certify`` of them); rows appended to ``tsv`` as they finish and
     reused on a rerun (each image's noise comes from its own generator, seeded by seed and index)."""
     g = module.eval().smoothed_classifier()
-    done: dict[int, dict] = {}
-    if tsv.is_file():
-        for line in tsv.read_text().splitlines()[1:]:
-            idx, label, pred, radius, sigma, p_low, seconds = line.split("\t")
-            done[int(idx)] = {
-                "idx": int(idx),
-                "label": int(label),
-                "predict": int(pred),
-                "radius": float(radius),
-                "sigma": float(sigma),
-                "p_a_lower": float(p_low),
-                "time": float(seconds),
-            }
-    else:
+    if tsv.is_file():  # a run killed mid-line left a partial last line: drop it (that image is certified again)
+        text = tsv.read_text()
+        if not text.endswith("\n"):
+            tsv.write_text(text[: text.rfind("\n") + 1])
+    done = {row["idx"]: row for row in read_certificates(tsv)} if tsv.is_file() else {}
+    if not tsv.is_file():
         tsv.parent.mkdir(parents=True, exist_ok=True)
         tsv.write_text("idx\tlabel\tpredict\tradius\tsigma\tp_a_lower\ttime\n")
     rows = []
@@ -216,6 +208,25 @@ def certify(module: GaussianSmoothing, x: Tensor, y: Tensor, s: Settings, seed: 
             out.write("\t".join(str(row[k]) for k in row) + "\n")
             out.flush()
             rows.append(row)
+    return rows
+
+
+def read_certificates(tsv: Path) -> list[dict]:
+    """The rows of a certificate file written by :func:`certify`."""
+    rows = []
+    for line in tsv.read_text().splitlines()[1:]:
+        idx, label, pred, radius, sigma, p_low, seconds = line.split("\t")
+        rows.append(
+            {
+                "idx": int(idx),
+                "label": int(label),
+                "predict": int(pred),
+                "radius": float(radius),
+                "sigma": float(sigma),
+                "p_a_lower": float(p_low),
+                "time": float(seconds),
+            }
+        )
     return rows
 
 
@@ -262,6 +273,7 @@ def run_seed(s: Settings, seed: int, store: RunStore, root: str, folder: Path) -
         tsv = folder / "certificates" / f"seed{seed}_{name.replace(' ', '_')}_{weights}.tsv"
         rows = certify(module, test_x, test_y, s, seed, tsv)
         row = {
+            "certificates": tsv.name,
             "train_seconds": seconds,
             "certify_seconds": time.perf_counter() - start,
             **certified_accuracy(rows, s.radii),
@@ -345,18 +357,38 @@ def print_tables(summary: dict, s: Settings, console: Console | None = None) -> 
     )
 
 
-def curve_figure(summary: dict, s: Settings) -> Figure:
-    fig = Figure(figsize=(6, 4))
+def certificate_file(folder: Path, seed: int, name: str, row: dict) -> Path:
+    """The per-image certificate file of a run (named in its row; older rows: the one file of that seed and model)."""
+    if "certificates" in row:
+        return folder / "certificates" / row["certificates"]
+    found = sorted((folder / "certificates").glob(f"seed{seed}_{name.replace(' ', '_')}_*.tsv"))
+    if len(found) != 1:
+        raise FileNotFoundError(f"expected one certificate file for seed {seed} {name}; found {found}")
+    return found[0]
+
+
+def curve_figure(runs: dict[int, dict[str, dict]], s: Settings, folder: Path) -> Figure:
+    """Certified accuracy against radius on a fine grid, from the per-image certificates: mean over seeds (line) and
+    the range over seeds (band)."""
+    fig = Figure(figsize=(7, 4.5))
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    for name, stats_ in summary["methods"].items():
-        means = [stats_[f"r={r:g}"]["mean"] for r in s.radii]
-        stds = [0.0 if math.isnan(stats_[f"r={r:g}"]["std"]) else stats_[f"r={r:g}"]["std"] for r in s.radii]
+    top = max(s.radii)
+    grid = [top * i / 200 for i in range(201)]
+    for name in METHODS:
+        curves = []
+        for seed, rows in runs.items():
+            certificates = read_certificates(certificate_file(folder, seed, name, rows[name]))
+            curves.append(certified_accuracy(certificates, grid)["certified_acc"])
+        mean = [sum(c[i] for c in curves) / len(curves) for i in range(len(grid))]
+        low = [min(c[i] for c in curves) for i in range(len(grid))]
+        high = [max(c[i] for c in curves) for i in range(len(grid))]
         style = "--" if name.startswith("sigma(x)") else "-"
-        ax.errorbar(s.radii, means, yerr=stds, linestyle=style, marker="o", capsize=3, label=name)
+        (line,) = ax.plot(grid, mean, linestyle=style, label=name)
+        ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2)
     ax.set_xlabel("L2 radius (pixel units)")
     ax.set_ylabel("certified accuracy")
-    ax.set_title(f"MNIST, {s.num_certify} test images, n = {s.n:,}, mean ± std over {len(summary['seeds'])} seeds")
+    ax.set_title(f"MNIST, {s.num_certify} test images, n = {s.n:,}: mean and range over {len(runs)} seeds")
     ax.legend()
     fig.tight_layout()
     return fig
@@ -415,7 +447,7 @@ def main(argv: list[str] | None = None) -> dict:
     summary = summarise(runs, s)
     print_tables(summary, s)
     args.out.mkdir(parents=True, exist_ok=True)
-    curve_figure(summary, s).savefig(args.out / "certified_accuracy.png", dpi=110)
+    curve_figure(runs, s, args.out).savefig(args.out / "certified_accuracy.png", dpi=110)
     store.write(summary=summary, complete=True)
     print(
         f"runs: {args.json}; figure: {args.out}/certified_accuracy.png; {time.perf_counter() - start:.0f} s",
