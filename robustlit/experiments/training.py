@@ -25,11 +25,13 @@ def fit(
     seed: int,
     val_every_n_epochs: int = 1,
     limit_train_batches: int | float | None = None,
+    validate: bool = True,
 ) -> float:
     """Train ``module`` for ``epochs`` epochs on the CPU, seeded; returns the wall time in seconds.
 
     Validation runs every ``val_every_n_epochs`` epochs (AR-AdaLS updates its smoothing there; pass a large
-    number to validate only at the end). ``inference_mode=False``: AR-AdaLS attacks at validation.
+    number to validate only at the end; ``validate=False`` skips it). ``inference_mode=False``: AR-AdaLS attacks at
+    validation.
     """
     pl.seed_everything(seed, verbose=False)
     trainer = pl.Trainer(
@@ -44,6 +46,7 @@ def fit(
         inference_mode=False,
         check_val_every_n_epoch=val_every_n_epochs,
         limit_train_batches=limit_train_batches,
+        limit_val_batches=None if validate else 0,
     )
     start = time.perf_counter()
     trainer.fit(module, datamodule)
