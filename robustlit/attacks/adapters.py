@@ -54,7 +54,7 @@ def _callable(attack: Callable[[Tensor, Tensor], Tensor]) -> AttackFn:
     return lambda x, y: attack(x, y)
 
 
-@register_attack("fgsm", losses=("ce",), default_loss="ce", norms=("Linf",))
+@register_attack("fgsm", losses=("ce",), default_loss="ce", norms=("Linf",), takes_step_size=False)
 def build_fgsm(spec: AttackSpec, model: nn.Module, num_classes: int, bounds: object, batch_size: int) -> AttackFn:
     """Goodfellow et al. (2015): one signed step of size eps (deterministic; restarts repeat it)."""
     import torchattacks
@@ -85,7 +85,7 @@ def build_pgd(spec: AttackSpec, model: nn.Module, num_classes: int, bounds: obje
     return keep_any_success(model, _callable(attack), spec.restarts)
 
 
-@register_attack("apgd", losses=("ce", "dlr"), default_loss="ce", eot=True)
+@register_attack("apgd", losses=("ce", "dlr"), default_loss="ce", eot=True, takes_step_size=False)
 def build_apgd(spec: AttackSpec, model: nn.Module, num_classes: int, bounds: object, batch_size: int) -> AttackFn:
     """APGD-CE / APGD-DLR (Croce and Hein 2020, sec. 3): keeps the best point over iterates and restarts."""
     import torchattacks
@@ -103,7 +103,7 @@ def build_apgd(spec: AttackSpec, model: nn.Module, num_classes: int, bounds: obj
     )
 
 
-@register_attack("apgd_t", eot=True)
+@register_attack("apgd_t", eot=True, takes_step_size=False)
 def build_apgd_t(spec: AttackSpec, model: nn.Module, num_classes: int, bounds: object, batch_size: int) -> AttackFn:
     """APGD-T (Croce and Hein 2020, sec. 4): targeted DLR loss over the top other classes."""
     import torchattacks
@@ -123,7 +123,7 @@ def build_apgd_t(spec: AttackSpec, model: nn.Module, num_classes: int, bounds: o
     )
 
 
-@register_attack("square", budget="queries")
+@register_attack("square", budget="queries", takes_step_size=False)
 def build_square(spec: AttackSpec, model: nn.Module, num_classes: int, bounds: object, batch_size: int) -> AttackFn:
     """Square Attack (Andriushchenko et al. 2020), score-based with a margin loss; budget ``queries``."""
     import torchattacks
@@ -133,7 +133,7 @@ def build_square(spec: AttackSpec, model: nn.Module, num_classes: int, bounds: o
     )
 
 
-@register_attack("fab")
+@register_attack("fab", takes_step_size=False)
 def build_fab(spec: AttackSpec, model: nn.Module, num_classes: int, bounds: object, batch_size: int) -> AttackFn:
     """FAB (Croce and Hein 2020b): minimal-perturbation attack, restarts native."""
     import torchattacks
@@ -145,7 +145,7 @@ def build_fab(spec: AttackSpec, model: nn.Module, num_classes: int, bounds: obje
     )
 
 
-@register_attack("cw", norms=("L2",), minimal_norm=True)
+@register_attack("cw", norms=("L2",), minimal_norm=True, takes_step_size=False)
 def build_cw(spec: AttackSpec, model: nn.Module, num_classes: int, bounds: object, batch_size: int) -> AttackFn:
     """Carlini and Wagner (2017) L2, c = 1: minimal-norm, counted only inside eps."""
     import torchattacks
@@ -154,7 +154,7 @@ def build_cw(spec: AttackSpec, model: nn.Module, num_classes: int, bounds: objec
     return keep_any_success(model, _callable(attack), spec.restarts)
 
 
-@register_attack("autoattack", budget="none")
+@register_attack("autoattack", budget="none", takes_step_size=False)
 def build_autoattack(spec: AttackSpec, model: nn.Module, num_classes: int, bounds: object, batch_size: int) -> AttackFn:
     """Standard AutoAttack (Croce and Hein 2020) via pyautoattack; fixed budgets, ``steps`` unused."""
     from pyautoattack import AutoAttack

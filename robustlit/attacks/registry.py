@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from robustlit.attacks.eval_mode import attack_mode, attack_precision
 from robustlit.attacks.losses import check_loss
+from robustlit.utils.errors import did_you_mean
 
 if TYPE_CHECKING:
     from robustlit.attacks.spec import AttackSpec
@@ -51,6 +52,9 @@ class RegisteredAttack:
         unbounded: works on unbounded domains (feature vectors, ``bounds=None``).
         budget: which spec field is the budget named in the metric (``steps``, ``queries``, none).
         eot: supports ``eot_samples > 1``.
+        takes_step_size: the attack takes ``step_size`` and ``random_start`` (PGD); attacks that choose their
+            own step size and starting point (APGD, FAB, CW, Square, ...) refuse them, so that a spec never
+            names a setting that did not run.
         check: extra parse-time check of a spec (raises ``ValueError`` with the fix).
     """
 
@@ -63,6 +67,7 @@ class RegisteredAttack:
     budget: Budget = "steps"
     eot: bool = False
     check: Callable[[AttackSpec], None] | None = None
+    takes_step_size: bool = True
 
 
 ATTACKS: dict[str, RegisteredAttack] = {}
@@ -80,6 +85,7 @@ def register_attack(
     budget: Budget = "steps",
     eot: bool = False,
     check: Callable[[AttackSpec], None] | None = None,
+    takes_step_size: bool = True,
     replace: bool = False,
 ) -> Callable[[AttackBuilder], AttackBuilder]:
     """Decorator registering ``builder`` under ``name`` (see :class:`RegisteredAttack` for the fields).
@@ -102,7 +108,7 @@ def register_attack(
         if old is not None and not (replace or same):
             raise ValueError(f"attack {name!r} is already registered (by {old.builder.__module__}); pass replace=True")
         ATTACKS[name] = RegisteredAttack(
-            builder, losses, default_loss, norms, minimal_norm, unbounded, budget, eot, check
+            builder, losses, default_loss, norms, minimal_norm, unbounded, budget, eot, check, takes_step_size
         )
         return builder
 
@@ -141,7 +147,8 @@ def lookup(name: str) -> RegisteredAttack:
     if entry is None:
         listed = ", ".join(repr(n) for n in ATTACKS)
         raise ValueError(
-            f'AttackSpec "name": unknown attack {name!r}. Registered attacks: {listed}. '
+            f'AttackSpec "name": unknown attack {name!r}{did_you_mean(short_name(name), ATTACKS)}. '
+            f"Registered attacks: {listed}. "
             "A user attack is registered with @robustlit.attacks.register_attack and named "
             "`package.module.attack_name` in configs."
         )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
-from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, PositiveInt, register_type
+from jsonargparse.typing import NonNegativeFloat, PositiveInt, register_type
 
+from robustlit.attacks.eps import Eps, check_eps
 from robustlit.attacks.losses import LossName
 from robustlit.attacks.registry import RegisteredAttack, lookup, registered_attacks, short_name
 from robustlit.attacks.threat_model import Norm
@@ -44,12 +46,15 @@ class AttackSpec:
             unbounded feature data). A user attack: ``package.module.attack_name`` (the module is
             imported on parsing and registers ``attack_name`` with ``@register_attack``).
         norm: ``Linf`` or ``L2``.
-        eps: radius in [0, 1] pixel units (refused outside [0, 1] at parse time; L2 radii above 1,
-            ImageNet-scale, are not supported by this spec).
+        eps: radius in pixel units, a number or an exact fraction (``8/255``, kept as written in the
+            metric name and the JSON: :class:`robustlit.attacks.eps.Eps`). ``Linf``: at most 1; ``L2``: at
+            most sqrt(d) for inputs of d values in [0, 1], checked when the data is known (docs/evaluation.md).
         steps: iterations (ignored by ``fgsm``, ``square`` and ``autoattack``).
-        step_size: PGD step; ``None`` = 2.5 * eps / steps (Madry et al.'s rule).
+        step_size: PGD step; ``None`` = 2.5 * eps / steps (Madry et al.'s rule). Another value appears in the
+            metric name (``_step0.003``). Only for attacks that take it (``pgd``, ``native_pgd``).
         restarts: random restarts; per example, any restart that succeeds counts.
-        random_start: start PGD from a random point of the ball.
+        random_start: start PGD from a random point of the ball; ``false`` appears in the metric name
+            (``_norandstart``). Only for attacks that take it (``pgd``, ``native_pgd``).
         loss: the attack objective, ``ce``, ``margin`` (Carlini and Wagner 2017) or ``dlr`` (Croce
             and Hein 2020, eq. 4; >= 3 classes), for the attacks that take one (``native_pgd``: all
             three; ``apgd``: ce, dlr; ``pgd``, ``fgsm``: ce). ``None`` = the attack's default:
@@ -70,7 +75,7 @@ class AttackSpec:
 
     name: AttackName = "pgd"
     norm: Norm = "Linf"
-    eps: ClosedUnitInterval = 8 / 255
+    eps: Eps = Eps("8/255")
     steps: PositiveInt = _DEFAULT_STEPS
     step_size: NonNegativeFloat | None = None
     restarts: PositiveInt = 1
@@ -82,8 +87,8 @@ class AttackSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", str(self.name))  # a plain str in checkpoints (weights_only loading)
-        if not 0 <= self.eps <= 1:
-            raise ValueError(f"AttackSpec.eps must be in [0, 1] (pixel units); got {self.eps}")
+        object.__setattr__(self, "eps", Eps(self.eps))
+        check_eps(self.eps, self.norm, where="AttackSpec.eps")  # Linf: [0, 1]; L2's sqrt(d) when the data is known
         entry = self.registered
         name = self.attack_name
         if self.norm not in entry.norms:
@@ -104,6 +109,12 @@ class AttackSpec:
             raise ValueError(
                 f"AttackSpec: {name} is budgeted in queries (queries: {self.queries}, AutoAttack's default 5000); "
                 "steps is not used: set queries instead."
+            )
+        if not entry.takes_step_size and (self.step_size is not None or not self.random_start):
+            offers = [n for n in registered_attacks() if lookup(n).takes_step_size]
+            raise ValueError(
+                f"AttackSpec: {name} chooses its own step size and starting point; step_size and random_start: false "
+                f"are settings of {offers}. Remove them (they would not run, yet the config would say they did)."
             )
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"AttackSpec.precision must be 'fp32' or 'bf16'; got {self.precision!r}")
@@ -129,8 +140,20 @@ class AttackSpec:
         return self.loss if self.loss is not None else entry.default_loss
 
     @property
+    def default_step_size(self) -> float:
+        """Madry et al.'s rule, 2.5 * eps / steps: the step size when ``step_size`` is ``None``."""
+        return 2.5 * self.eps / self.steps
+
+    @property
     def effective_step_size(self) -> float:
-        return self.step_size if self.step_size is not None else 2.5 * self.eps / self.steps
+        return self.step_size if self.step_size is not None else self.default_step_size
+
+    @property
+    def custom_step_size(self) -> bool:
+        """Whether a step size other than :attr:`default_step_size` runs (then the metric name says so)."""
+        if self.step_size is None or not self.registered.takes_step_size:
+            return False
+        return not math.isclose(self.step_size, self.default_step_size, rel_tol=1e-6, abs_tol=1e-12)
 
     @property
     def effective_steps(self) -> int:
@@ -140,11 +163,18 @@ class AttackSpec:
     def metric_name(self) -> str:
         """E.g. ``pgd50_linf_0.2``, ``autoattack_linf_0.03137``, ``apgd_t100x2_l2_0.5``,
         ``native_pgd20_margin_linf_0.2``, ``square5000_linf_0.2``, ``native_pgd20_margin_eot8_linf_0.5``,
-        ``pgd50_bf16_linf_0.2``."""
+        ``pgd50_bf16_linf_0.2``, ``autoattack_linf_8/255`` (a radius written as a fraction keeps it),
+        ``pgd20_step0.003_linf_0.03137`` (a step size other than 2.5 * eps / steps),
+        ``native_pgd1_step0.3795_norandstart_margin_linf_0.3795`` (no random start). Every setting that differs
+        from the attack's default is in the name, so two numbers with one name were computed the same way."""
         entry = self.registered
         budget = {"steps": str(self.effective_steps), "queries": str(self.queries), "none": ""}[entry.budget]
         if self.restarts > 1 and entry.budget != "none":
             budget += f"x{self.restarts}"
+        if self.custom_step_size:
+            budget += f"_step{self.step_size:.4g}"
+        if entry.takes_step_size and not self.random_start:
+            budget += "_norandstart"
         loss = self.effective_loss
         if loss is not None and loss != "ce":
             budget += f"_{loss}"
@@ -152,4 +182,4 @@ class AttackSpec:
             budget += f"_eot{self.eot_samples}"
         if self.precision != "fp32":
             budget += f"_{self.precision}"
-        return f"{self.attack_name}{budget}_{self.norm.lower()}_{self.eps:.4g}"
+        return f"{self.attack_name}{budget}_{self.norm.lower()}_{Eps(self.eps).label}"

@@ -27,16 +27,46 @@ from robustlit.certify.report import (
     average_certified_radius,
     certified_accuracy,
     read_rows,
+    remove_log,
+    verify_log,
 )
 from robustlit.certify.sigma import ConstantSigma, SigmaFunction
 from robustlit.certify.smoothing import ABSTAIN, CertifyResult, NonFiniteLogitsError, SmoothedClassifier
 from robustlit.utils.atomic import atomic_target, write_text_atomically
 from robustlit.utils.config_types import FinitePositiveFloat
 from robustlit.utils.distributed import gather_objects, world
+from robustlit.utils.file_digest import write_digest
 from robustlit.utils.fingerprint import model_fingerprint
 from robustlit.utils.finite import NonFiniteOutputError
 
 DEFAULT_RADII = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def write_sidecar(path: Path, meta: dict[str, Any]) -> None:
+    """The settings sidecar of a certification log, with the SHA-256 of its content."""
+    body = json.dumps(meta, sort_keys=True)
+    write_text_atomically(path, json.dumps({**meta, "sha256": hashlib.sha256(body.encode()).hexdigest()}, indent=2))
+
+
+def read_sidecar(path: Path, owner: str, quiet: bool = False) -> dict[str, Any] | None:
+    """The settings stored in a sidecar, or None (said, and the file deleted, unless ``quiet``) when it cannot be
+    read, fails its SHA-256 or has none."""
+    try:
+        stored = json.loads(path.read_text())
+        checksum = stored.pop("sha256")
+        valid = hashlib.sha256(json.dumps(stored, sort_keys=True).encode()).hexdigest() == checksum
+    except (OSError, ValueError, KeyError, AttributeError, TypeError):
+        stored, valid = None, False
+    if valid:
+        return stored
+    if not quiet:
+        print(
+            f"{owner}: {path} is discarded (unreadable, without a checksum or not matching it), and with it the rows "
+            "it describes; they are certified again.",
+            flush=True,
+        )
+        path.unlink(missing_ok=True)
+    return None
 
 
 def _row(idx: int, label: int, result: CertifyResult, seconds: float) -> CertificationRow:
@@ -86,7 +116,9 @@ class Certification(EvaluationCallback):
             ``override_model_sigma`` is true.
         override_model_sigma: certify with ``sigma`` even when the model has its own sigma function.
         output_dir: directory of the TSV files; default ``<run of --ckpt_path>/certification`` when a
-            checkpoint is given (so that rerunning the same command resumes), else ``<log dir>/certification``.
+            checkpoint is given and lies under the Trainer's ``default_root_dir`` (so that rerunning the same
+            command resumes), ``<default_root_dir>/certification`` for a checkpoint from elsewhere (a run writes
+            nothing outside its ``default_root_dir``), else ``<log dir>/certification``.
         file_name: TSV file name instead of the automatic one (a sidecar ``.json`` guards against resuming
             it with another model or other settings).
         resume: keep and skip finished rows; ``False`` deletes the file first.
@@ -331,7 +363,8 @@ class Certification(EvaluationCallback):
     def _prepare_log(
         self, path: Path, sigma: SigmaFunction, model: nn.Module, barrier: Callable[[], None]
     ) -> dict[int, CertificationRow]:
-        """Rank 0 starts or checks the sidecar; then every rank reads all finished rows (log and parts)."""
+        """Rank 0 starts or checks the sidecar and the logs' checksums (a file that fails is named and discarded,
+        its examples certified again); then every rank reads all finished rows (log and parts)."""
         rank, _ = world()
         meta_path = path.with_name(path.name + ".json")
         meta = {
@@ -339,15 +372,23 @@ class Certification(EvaluationCallback):
             "model_fingerprint": model_fingerprint(model),
             "sigma_fingerprint": model_fingerprint(sigma),
         }
+        name = type(self).__name__
         if rank == 0:
             path.parent.mkdir(parents=True, exist_ok=True)
+            logs = [path, *self._parts(path)]
             if not self.resume:
-                for old in [path, meta_path, *self._parts(path)]:
-                    old.unlink(missing_ok=True)
+                meta_path.unlink(missing_ok=True)
+                for old in logs:
+                    remove_log(old)
+            elif meta_path.exists() and read_sidecar(meta_path, name) is None:
+                for old in logs:  # rows whose settings cannot be established are not reused
+                    remove_log(old)
+            for log in logs:
+                verify_log(log, name)
             if not meta_path.exists():
-                write_text_atomically(meta_path, json.dumps(meta, indent=2))
+                write_sidecar(meta_path, meta)
         barrier()
-        stored = json.loads(meta_path.read_text())
+        stored = read_sidecar(meta_path, name, quiet=True)
         if stored != meta:
             raise ValueError(
                 f"Certification: {path} was written for other settings or another model ({meta_path}: "
@@ -361,19 +402,22 @@ class Certification(EvaluationCallback):
 
     @staticmethod
     def _parts(path: Path) -> list[Path]:
-        return sorted(path.parent.glob(f"{path.name}.part*"))
+        return sorted(p for p in path.parent.glob(f"{path.name}.part*") if p.suffix != ".sha256")
 
     def _merge_log(self, path: Path, rows: dict[int, CertificationRow], barrier: Callable[[], None]) -> None:
-        """Rank 0 rewrites the log with every row sorted by idx (atomically) and removes the parts."""
+        """Rank 0 rewrites the log with every row sorted by idx (atomically, then its checksum) and removes the
+        parts."""
         barrier()
         if world()[0] == 0:
             # a temporary name unique to this process: two jobs sharing the folder never write the same file
             with atomic_target(path) as tmp:
-                with CertificationWriter(tmp, resume=False, preamble=self.tsv_preamble()) as writer:
+                with CertificationWriter(tmp, resume=False, preamble=self.tsv_preamble(), digest=False) as writer:
                     for idx in sorted(rows):
                         writer.append_row(rows[idx])
+                content = tmp.read_bytes()
+            write_digest(path, hashlib.sha256(content).hexdigest(), len(content))
             for part in self._parts(path):
-                part.unlink(missing_ok=True)
+                remove_log(part)
         barrier()
 
     def _summarise(self, rows: list[CertificationRow], sigma: SigmaFunction) -> dict[str, Any]:
@@ -393,12 +437,16 @@ class Certification(EvaluationCallback):
     def _output_path(
         self, trainer: pl.Trainer, log_dir: str | None, stage: str, model: nn.Module, sigma: SigmaFunction
     ) -> Path:
+        root = Path(trainer.default_root_dir).resolve()
         if self.output_dir is not None:
             directory = self.output_dir
         elif trainer.ckpt_path and Path(trainer.ckpt_path).is_file():
-            directory = Path(trainer.ckpt_path).resolve().parent.parent / "certification"
+            # the checkpoint's run folder, so that rerunning the same command resumes; but never outside the folder
+            # this run writes to (default_root_dir): a checkpoint from elsewhere gets <default_root_dir>/certification
+            run = Path(trainer.ckpt_path).resolve().parent.parent
+            directory = (run if run.is_relative_to(root) else root) / "certification"
         else:
-            directory = Path(log_dir or ".") / "certification"
+            directory = Path(log_dir or root) / "certification"
         return directory / (self.file_name or self.default_file_name(stage, model, sigma))
 
     def evaluate_stage(self, trainer: pl.Trainer, pl_module: pl.LightningModule, dataset: Dataset, stage: str) -> dict:

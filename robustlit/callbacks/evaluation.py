@@ -19,6 +19,7 @@ A concrete evaluation implements only what is its own:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
@@ -37,8 +38,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from robustlit.attacks.eval_mode import check_gradients_available
+from robustlit.callbacks.batch_cache import atomic_save, read_batch, write_batch
 from robustlit.utils import distributed
-from robustlit.utils.atomic import atomic_target
 from robustlit.utils.batch_checks import check_evaluation_batch
 from robustlit.utils.fingerprint import model_fingerprint
 from robustlit.utils.finite import check_finite_logits, guard_outputs
@@ -47,6 +48,8 @@ Stage = Literal["validate", "test"]
 #: strides of the per-batch seed ``seed + BATCH_SEED_STRIDE * batch_id + PART_SEED_STRIDE * part``
 BATCH_SEED_STRIDE, PART_SEED_STRIDE = 100_003, 7919
 BatchFn = Callable[[Tensor, Tensor, int], dict[str, Tensor]]
+#: the longest cache tag kept as written in a cache folder's name; a longer one is shortened and hashed
+_LONGEST_TAG = 160
 
 
 def dataset_of(loaders: object) -> Dataset:
@@ -121,10 +124,11 @@ class Progress:
             self.rich.update(self.task, advance=examples)
             return
         now = time.monotonic()
-        if now - self.last >= self.interval and distributed.world()[0] == 0:
+        eta = self.eta()
+        informative = eta is None or eta >= self.interval  # "about 0 s left" only lengthens a log
+        if now - self.last >= self.interval and informative and distributed.world()[0] == 0:
             self.last = now
             share = "" if self.mine == self.total else f" (this rank's share of {self.total})"
-            eta = self.eta()
             left = f", about {format_seconds(eta)} left" if eta is not None else ""
             print(
                 f"{self.name}: {self.done}/{self.mine} examples{share}, {format_seconds(now - self.start)}{left}",
@@ -311,9 +315,10 @@ class EvaluationCallback(Callback):
         ``batch_fn(x, y, batch_id)`` returns ``{column: (B, ...) tensor}`` for one batch; whole batches are
         dealt to ranks (:func:`robustlit.utils.distributed.map_sharded`), so results do not depend on the
         world size. ``label`` and ``index`` columns are added. With ``cache_dir`` and ``cache_model``, a
-        finished batch is stored under a hash of the model weights (and ``cache_tag``) and reused; a rerun
-        prints how many it reused. Writes go to a process-unique temporary file, then ``os.replace``, so
-        several jobs may share one cache folder.
+        finished batch is stored under a hash of the model weights (and ``cache_tag``) with a SHA-256 of its
+        columns and reused; a rerun prints how many it reused, and a cached file that is unreadable or fails its
+        checksum is named, deleted and computed again (:mod:`robustlit.callbacks.batch_cache`). Writes go to a
+        process-unique temporary file, then ``os.replace``, so several jobs may share one cache folder.
 
         Every batch is validated before ``batch_fn`` sees it (finite, within ``bounds``, labels in
         0..K-1: :func:`robustlit.utils.batch_checks.check_evaluation_batch`), and every forward pass of
@@ -327,7 +332,11 @@ class EvaluationCallback(Callback):
         n = self.size(dataset)
         cache = self._cache_root(cache_model, n, cache_tag)
         mine = distributed.my_batches(n, self.batch_size)
-        cached = {b for b, _ in mine if cache is not None and (cache / f"batch{b:06d}.pt").exists()}
+        # cached batches are read (and verified) first: a bad file is discarded and its batch computed again
+        files = {b: cache / f"batch{b:06d}.pt" for b, _ in mine} if cache is not None else {}
+        stored = {b: read_batch(path, name) for b, path in files.items() if path.exists()}
+        stored = {b: columns for b, columns in stored.items() if columns is not None}
+        cached = set(stored)
         # the batches still to compute, read in this order (num_workers processes may prefetch them)
         todo = [indices for b, indices in mine if b not in cached]
         loader = iter(DataLoader(dataset, batch_sampler=todo, num_workers=self.num_workers))  # type: ignore[arg-type]
@@ -337,8 +346,8 @@ class EvaluationCallback(Callback):
 
         def one_batch(batch_id: int, indices: list[int]) -> dict[str, Tensor]:
             path = cache / f"batch{batch_id:06d}.pt" if cache is not None else None
-            if path is not None and batch_id in cached:
-                row = torch.load(path)
+            if batch_id in cached:
+                row = stored.pop(batch_id)
             else:
                 where = f"{name}: batch {batch_id} (dataset indices {indices[0]}..{indices[-1]})"
                 x, y = next(loader)[:2]
@@ -351,7 +360,7 @@ class EvaluationCallback(Callback):
                         check_finite_logits(value, f"{where}, column {key!r}", allow_inf=True)
                 row = {key: value.detach().cpu() for key, value in row.items()}
                 if path is not None:
-                    atomic_save(row, path)
+                    write_batch(row, path)
             progress.advance(len(indices), computed=batch_id not in cached)
             return row
 
@@ -371,6 +380,10 @@ class EvaluationCallback(Callback):
     def _cache_root(self, model: nn.Module | None, n: int, tag: str) -> Path | None:
         if self.cache_dir is None or model is None:
             return None
+        # a radius written as a fraction (8/255) names an attack with a slash: not a folder separator here
+        tag = tag.replace("/", "over")
+        if len(tag) > _LONGEST_TAG:  # many attacks, each named with its settings: a folder name has 255 bytes at most
+            tag = f"{tag[: _LONGEST_TAG - 13]}-{hashlib.sha256(tag.encode()).hexdigest()[:12]}"
         leaf = f"n{n}-bs{self.batch_size}-seed{self.seed}" + (f"-{tag}" if tag else "")
         return self.cache_dir / type(self).__name__ / f"model-{model_fingerprint(model)}" / leaf
 
@@ -411,14 +424,6 @@ class EvaluationCallback(Callback):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.results = state_dict.get("results", {})
-
-
-def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file unique to this process in the same folder, then ``os.replace``
-    (:func:`~robustlit.utils.atomic.atomic_target`): concurrent writers of the same file never clash, readers
-    see whole files. No fsync: a per-batch cache, recomputed if a crash loses it."""
-    with atomic_target(path) as tmp:
-        torch.save(obj, tmp)
 
 
 def send_figure(logger: object, name: str, figure: Figure, step: int) -> None:

@@ -9,6 +9,7 @@ written and flushed row by row so that an interrupted run keeps its finished row
 from __future__ import annotations
 
 import datetime
+import hashlib
 import math
 import os
 import re
@@ -19,6 +20,8 @@ from types import TracebackType
 
 import numpy as np
 
+from robustlit.utils.file_digest import digest_path, verified_length, write_digest
+
 __all__ = [
     "TSV_HEADER",
     "CertificationRow",
@@ -26,6 +29,8 @@ __all__ = [
     "average_certified_radius",
     "certified_accuracy",
     "read_rows",
+    "remove_log",
+    "verify_log",
 ]
 
 TSV_HEADER = "idx\tlabel\tpredict\tradius\tcorrect\ttime"
@@ -103,24 +108,33 @@ def read_rows(path: str | os.PathLike[str]) -> dict[int, CertificationRow]:
 
 
 class CertificationWriter:
-    """Append-only TSV log; each ``append_row`` is flushed (and fsynced) at once.
+    """Append-only TSV log; each ``append_row`` is flushed (and fsynced) at once, then the SHA-256 of the file so far
+    is recorded beside it (``<file>.sha256``, :mod:`robustlit.utils.file_digest`), so that a reader can tell a
+    file that was changed or cut after it was written (:func:`verify_log`).
 
     Opening an existing log (``resume=True``) keeps its complete rows, drops a truncated last line and
     exposes the finished indices as ``finished`` so the caller can skip them; ``resume=False`` starts
     a new file. ``preamble`` lines are written as ``# ...`` comments before the header of a new file
     (used to state that the certificates are for a bfloat16 classifier); :func:`read_rows` skips them.
-    The default is no preamble: the file is then exactly Cohen et al.'s format.
+    The default is no preamble: the file is then exactly Cohen et al.'s format. ``digest=False`` writes no
+    checksum (a temporary file whose checksum the caller records under the final name).
     """
 
-    def __init__(self, path: str | os.PathLike[str], resume: bool = True, preamble: Sequence[str] = ()) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], resume: bool = True, preamble: Sequence[str] = (), digest: bool = True
+    ) -> None:
         self.path = Path(path)
         self.finished: dict[int, CertificationRow] = {}
         self._preamble = [f"# {line}" for line in preamble]
+        self._digest, self._size, self._record_digest = hashlib.sha256(), 0, digest
         if resume and self.path.exists():
             self.finished = read_rows(self.path)  # checks the header before anything is changed
             self._drop_truncated_tail()
+            existing = self.path.read_bytes()
+            self._digest.update(existing)
+            self._size = len(existing)
             self._file = self.path.open("a")
-            if self.path.stat().st_size == 0:
+            if self._size == 0:
                 self._write_header()
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -149,9 +163,14 @@ class CertificationWriter:
         self.close()
 
     def _write(self, line: str) -> None:
+        data = (line + "\n").encode()
         self._file.write(line + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
+        self._digest.update(data)
+        self._size += len(data)
+        if self._record_digest:
+            write_digest(self.path, self._digest.hexdigest(), self._size)
 
     def _drop_truncated_tail(self) -> None:
         data = self.path.read_bytes()
@@ -159,6 +178,30 @@ class CertificationWriter:
             return
         with self.path.open("r+b") as f:
             f.truncate(data.rfind(b"\n") + 1)
+
+
+def verify_log(path: str | os.PathLike[str], owner: str = "Certification") -> bool:
+    """Keep the part of a certification log its checksum covers; delete a log that fails it (or has none), saying
+    so, and return False. Rows after the last recorded checksum (a kill between the two writes) are dropped."""
+    path = Path(path)
+    if not path.exists():
+        return True
+    size, why = verified_length(path)
+    if size is None:
+        print(f"{owner}: {path} is discarded ({why}); its examples are certified again.", flush=True)
+        path.unlink(missing_ok=True)
+        digest_path(path).unlink(missing_ok=True)
+        return False
+    if path.stat().st_size > size:
+        with path.open("r+b") as f:
+            f.truncate(size)
+    return True
+
+
+def remove_log(path: str | os.PathLike[str]) -> None:
+    """Delete a log and its checksum file."""
+    Path(path).unlink(missing_ok=True)
+    digest_path(path).unlink(missing_ok=True)
 
 
 _TIMEDELTA = re.compile(r"^(?:(-?\d+) days?, )?(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from robustlit.utils.config_types import FinitePositiveFloat
+
 __all__ = ["ConstantSigma", "KNNSigma", "SigmaFunction"]
 
 
@@ -38,7 +40,7 @@ class SigmaFunction(nn.Module):
 class ConstantSigma(SigmaFunction):
     """sigma(x) = sigma for every input (Cohen et al. 2019); semi-elasticity 0."""
 
-    def __init__(self, sigma: float) -> None:
+    def __init__(self, sigma: FinitePositiveFloat) -> None:
         super().__init__(semi_elasticity=0.0)
         if not 0 < sigma < float("inf"):  # also refuses NaN
             raise ValueError(f"sigma must be positive and finite, got {sigma}")

@@ -116,4 +116,4 @@ class MNISTDataModule(TorchvisionDataModule):
         if self.resolved_source() == "torchvision":
             super().prepare_data()
         else:
-            load_registry_mnist(self.registry_folder, download=True)
+            self._registry_arrays()  # fetched, verified and kept: setup() and later fits do not read it again

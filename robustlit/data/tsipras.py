@@ -14,6 +14,7 @@ from jsonargparse.typing import NonNegativeInt, PositiveInt
 from torch.utils.data import TensorDataset
 
 from robustlit.data.base import RobustDataModule
+from robustlit.utils.config_types import ProbabilityAtLeastHalf
 
 
 def sample_tsipras(n: int, d: int, p: float, eta: float, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
@@ -41,7 +42,7 @@ class TsiprasDataModule(RobustDataModule):
     def __init__(
         self,
         d: PositiveInt = 1000,
-        p: float = 0.95,
+        p: ProbabilityAtLeastHalf = 0.95,
         eta: float | None = None,
         n_train: PositiveInt = 10000,
         n_val: PositiveInt = 2000,

@@ -12,6 +12,7 @@ from robustlit.methods.awp import MARTAWP, PGDATAWP, TRADESAWP, AdversarialWeigh
 from robustlit.methods.base import NonFiniteLossError, RobustClassifier
 from robustlit.methods.dro import DROAdversarialTraining
 from robustlit.methods.external import PretrainedClassifier
+from robustlit.methods.fast_at import FastAdversarialTraining
 from robustlit.methods.gaussian_smoothing import GaussianSmoothing
 from robustlit.methods.instance_reweighted import GAIRAT, MAIL, InstanceReweightedAT
 from robustlit.methods.label_smoothing import ARAdaLS, LabelSmoothing
@@ -43,6 +44,7 @@ __all__ = [
     "ARAdaLS",
     "AdversarialTraining",
     "DROAdversarialTraining",
+    "FastAdversarialTraining",
     "GaussianSmoothing",
     "InstanceReweightedAT",
     "LabelSmoothing",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning.pytorch as pl
 import torch
@@ -14,8 +15,15 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassCalibrationError
 
 from robustlit.models.normalize import Normalize
+from robustlit.utils.batch_checks import batch_is_sound, check_evaluation_batch, dataset_indices
 from robustlit.utils.finite import check_finite_logits
-from robustlit.utils.integrity import CHECKSUM_KEY, verify_checkpoint, weights_checksum
+from robustlit.utils.integrity import (
+    CHECKSUM_KEY,
+    STATE_CHECKSUMS_KEY,
+    state_checksums,
+    verify_checkpoint,
+    weights_checksum,
+)
 
 
 def plain_types(value: Any) -> Any:
@@ -51,6 +59,10 @@ class RobustClassifier(pl.LightningModule):
     and :attr:`bounds`.
     Validation/test log clean accuracy, ECE (15 bins) and NLL.
 
+    ``ready_without_checkpoint`` (class attribute, default ``False``): whether the module's weights are
+    complete when it is built. ``robustlit validate/test/predict`` of a module without it refuses to run
+    without ``--ckpt_path`` (it would evaluate random weights) unless ``--allow_untrained true``.
+
     Args:
         backbone: any ``nn.Module`` mapping normalised inputs to ``num_classes`` logits.
         num_classes: number of classes (linked from the DataModule by the CLI).
@@ -67,6 +79,9 @@ class RobustClassifier(pl.LightningModule):
             ``{backend: aot_eager}``).
     """
 
+    #: the weights are complete when the module is built (no checkpoint needed to evaluate it)
+    ready_without_checkpoint: ClassVar[bool] = False
+
     def __init__(
         self,
         backbone: nn.Module,
@@ -81,7 +96,11 @@ class RobustClassifier(pl.LightningModule):
         compile_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        with warnings.catch_warnings():
+            # the backbone is kept in the hyperparameters on purpose (its class path and init args rebuild it:
+            # robustlit.load_module, robustlit.export); Lightning's advice to drop it would break both
+            warnings.filterwarnings("ignore", message=r"Attribute 'backbone' is an instance of `nn.Module`")
+            self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.num_classes = num_classes
         self.bounds = tuple(bounds) if bounds is not None else None
         self.classifier = nn.Sequential(Normalize(mean, std), backbone)
@@ -130,7 +149,17 @@ class RobustClassifier(pl.LightningModule):
     # ---- training ---------------------------------------------------------------------------------
     def per_example_loss(self, x: Tensor, y: Tensor) -> Tensor:
         """Per-example training loss (N,). The default is plain cross-entropy (ERM)."""
-        return F.cross_entropy(self(x), y, reduction="none")
+        logits = self(x)
+        self.log_training_accuracy("clean", logits, y)
+        return F.cross_entropy(logits, y, reduction="none")
+
+    def log_training_accuracy(self, name: str, logits: Tensor, y: Tensor) -> None:
+        """Log ``train/acc/<name>``, the accuracy of training logits already computed for the loss (no extra
+        forward pass), averaged over the epoch and shown in the progress line."""
+        if self._trainer is None or not self.training:
+            return
+        accuracy = (logits.detach().argmax(dim=1) == y).float().mean()
+        self.log(f"train/acc/{name}", accuracy, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
 
     def training_loss(self, x: Tensor, y: Tensor) -> Tensor:
         """Scalar loss minimised by the optimizer; the mean of :meth:`per_example_loss` by default."""
@@ -149,6 +178,40 @@ class RobustClassifier(pl.LightningModule):
             )
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
         return loss
+
+    # ---- every batch is data before it is a model input (docs/faults.md) --------------------------------
+    def _check_batch(self, batch: Any, batch_idx: int, stage: str, loader: object) -> None:
+        """Refuse a batch with a NaN or infinite input or a label outside 0..num_classes-1 before any model call,
+        naming the dataset indices; otherwise a NaN image is reported as the model's NaN logits and a wrong label
+        as a bare ``IndexError`` of the loss."""
+        if not isinstance(batch, list | tuple) or not isinstance(batch[0], Tensor):
+            return
+        x = batch[0]
+        y = batch[1] if len(batch) > 1 and isinstance(batch[1], Tensor) else None
+        if batch_is_sound(x, y, self.num_classes):
+            return
+        integer = y is not None and not y.is_floating_point() and y.dim() == 1
+        labels = y if integer else torch.zeros(len(x), dtype=torch.long, device=x.device)
+        indices = dataset_indices(loader, batch_idx, len(x))
+        where = f"{type(self).__name__}: {stage} batch {batch_idx}"
+        check_evaluation_batch(x, labels, indices, None, self.num_classes, where)
+
+    def _loader(self, kind: str, dataloader_idx: int = 0) -> object:
+        trainer = self._trainer
+        loaders = getattr(trainer, kind, None) if trainer is not None else None
+        return loaders[dataloader_idx] if isinstance(loaders, list | tuple) else loaders
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._check_batch(batch, batch_idx, "training", self._loader("train_dataloader"))
+
+    def on_validation_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._check_batch(batch, batch_idx, "validation", self._loader("val_dataloaders", dataloader_idx))
+
+    def on_test_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._check_batch(batch, batch_idx, "test", self._loader("test_dataloaders", dataloader_idx))
+
+    def on_predict_batch_start(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._check_batch(batch, batch_idx, "predict", self._loader("predict_dataloaders", dataloader_idx))
 
     # ---- evaluation --------------------------------------------------------------------------------
     def _evaluate(self, batch: tuple[Tensor, Tensor], metrics: MetricCollection) -> None:
@@ -187,6 +250,7 @@ class RobustClassifier(pl.LightningModule):
                 checkpoint[key] = plain_types(checkpoint[key])
         checkpoint["robustlit_class_path"] = f"{type(self).__module__}.{type(self).__qualname__}"
         checkpoint[CHECKSUM_KEY] = weights_checksum(checkpoint["state_dict"])
+        checkpoint[STATE_CHECKSUMS_KEY] = state_checksums(checkpoint)  # optimizer, schedulers, loops, callbacks
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse corrupt or non-finite weights before they are loaded (``fit/validate/test --ckpt_path``);

@@ -6,5 +6,6 @@ from robustlit.models.normalize import Normalize
 from robustlit.models.preact_resnet import PreActResNet18
 from robustlit.models.small_cnn import SmallCNN
 from robustlit.models.wide_resnet import WideResNet
+from robustlit.models.wong_mnist import WongMNISTNet
 
-__all__ = ["MLP", "LinearClassifier", "Normalize", "PreActResNet18", "SmallCNN", "WideResNet"]
+__all__ = ["MLP", "LinearClassifier", "Normalize", "PreActResNet18", "SmallCNN", "WideResNet", "WongMNISTNet"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch.nn.functional as F
+from jsonargparse.typing import PositiveInt
 from torch import Tensor, nn
 
 
@@ -30,7 +31,7 @@ class PreActBlock(nn.Module):
 class PreActResNet18(nn.Module):
     """Four stages of two PreAct blocks (64-128-256-512 channels), global pooling, linear head."""
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 64) -> None:
+    def __init__(self, num_classes: PositiveInt = 10, in_channels: PositiveInt = 3, width: PositiveInt = 64) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False)
         planes = [width, 2 * width, 4 * width, 8 * width]

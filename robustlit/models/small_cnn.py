@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from jsonargparse.typing import PositiveInt
 from torch import Tensor, nn
 
 
@@ -12,7 +13,13 @@ class SmallCNN(nn.Module):
     on CPU. Global average pooling after the conv stack makes it input-size agnostic.
     """
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, width: int = 32, hidden: int = 128) -> None:
+    def __init__(
+        self,
+        num_classes: PositiveInt = 10,
+        in_channels: PositiveInt = 1,
+        width: PositiveInt = 32,
+        hidden: PositiveInt = 128,
+    ) -> None:
         super().__init__()
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, width, 3, padding=1),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch.nn.functional as F
+from jsonargparse.typing import PositiveInt
 from torch import Tensor, nn
 
 
@@ -35,10 +36,10 @@ class WideResNet(nn.Module):
 
     def __init__(
         self,
-        depth: int = 28,
-        widen_factor: int = 10,
-        num_classes: int = 10,
-        in_channels: int = 3,
+        depth: PositiveInt = 28,
+        widen_factor: PositiveInt = 10,
+        num_classes: PositiveInt = 10,
+        in_channels: PositiveInt = 3,
         dropout: float = 0.0,
     ) -> None:
         super().__init__()

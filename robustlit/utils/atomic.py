@@ -10,7 +10,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_target", "write_text_atomically"]
+__all__ = ["atomic_target", "temporary_name", "write_text_atomically"]
+
+
+def temporary_name(path: str | os.PathLike[str]) -> Path:
+    """``.<name>.<pid>-<random>.tmp`` next to ``path``: unique to this process and this write."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
 
 
 @contextmanager
@@ -19,7 +25,7 @@ def atomic_target(path: str | os.PathLike[str]) -> Iterator[Path]:
     removed in every case (an interrupted write leaves ``path`` as it was)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    tmp = temporary_name(path)
     try:
         yield tmp
         os.replace(tmp, path)

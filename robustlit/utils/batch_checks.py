@@ -63,4 +63,30 @@ def check_evaluation_batch(
             )
 
 
-__all__ = ["check_evaluation_batch"]
+def batch_is_sound(x: Tensor, y: Tensor | None, num_classes: int | None) -> bool:
+    """One cheap test (a single synchronisation): finite inputs and, when given, labels in 0..num_classes-1."""
+    ok = torch.isfinite(x).all()
+    if y is not None and num_classes is not None and not y.is_floating_point() and y.dim() == 1:
+        ok = ok & ((y >= 0) & (y < num_classes)).all()
+    return bool(ok)
+
+
+def dataset_indices(loader: object, batch_idx: int, size: int) -> list[int]:
+    """The dataset indices of batch ``batch_idx`` of ``loader`` (a DataLoader over a sampler with a
+    ``batch_size``, or robustlit's device-resident loader); positions ``batch_idx * size + row`` when the sampler
+    cannot be read. Only called when a batch is refused, so drawing the sampler's order again costs nothing."""
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    sampler = getattr(batch_sampler, "sampler", None) or getattr(loader, "sampler", None)
+    batch_size = getattr(batch_sampler, "batch_size", None) or getattr(loader, "batch_size", None)
+    if sampler is not None and batch_size:
+        try:
+            order = list(iter(sampler))
+            chosen = order[batch_idx * batch_size : batch_idx * batch_size + size]
+            if len(chosen) == size:  # EpochShuffle yields (epoch, index) keys
+                return [int(i[-1]) if isinstance(i, tuple) else int(i) for i in chosen]
+        except TypeError:
+            pass
+    return list(range(batch_idx * size, batch_idx * size + size))
+
+
+__all__ = ["batch_is_sound", "check_evaluation_batch", "dataset_indices"]

@@ -10,4 +10,9 @@ FinitePositiveFloat = restricted_number_type(
     "FinitePositiveFloat", float, [(">", 0), ("<", float("inf"))], join="and", docstring="0 < v < inf"
 )
 
-__all__ = ["FinitePositiveFloat"]
+#: a probability in [0.5, 1) (the Tsipras et al. robust feature's agreement with the label)
+ProbabilityAtLeastHalf = restricted_number_type(
+    "ProbabilityAtLeastHalf", float, [(">=", 0.5), ("<", 1)], join="and", docstring="0.5 <= v < 1"
+)
+
+__all__ = ["FinitePositiveFloat", "ProbabilityAtLeastHalf"]

@@ -69,4 +69,4 @@ def test_each_loss_breaks_an_undefended_model(spec: AttackSpec) -> None:
     torch.manual_seed(0)
     x_adv = build_attack(spec, model, num_classes=10)(x, y)
     assert accuracy(model, x, y) >= 0.9
-    assert accuracy(model, x_adv, y) <= 0.05
+    assert accuracy(model, x_adv, y) <= 0.05 + 1e-6  # 5 of 100 in float32 is 0.0500000007

@@ -1,7 +1,5 @@
 """Cohen and input-dependent radii (Cohen et al. 2019; Suekenik et al. 2022; docs/smoothing.md)."""
 
-import time
-
 import numpy as np
 import pytest
 from scipy.optimize import brentq
@@ -184,9 +182,21 @@ def test_curse_of_dimensionality_bounds_are_the_small_a_limit_of_xi() -> None:
     np.testing.assert_allclose(at_zero, inside, atol=1e-6)
 
 
-def test_default_grid_is_fast() -> None:
-    start = time.perf_counter()
-    input_dependent_radius(0.999, 0.25, 0.01, 3072)
-    elapsed = time.perf_counter() - start
-    print(f"input_dependent_radius: {elapsed:.3f} s")
-    assert elapsed < 2.0
+def test_default_grid_stops_at_the_first_failing_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The work of the default grid is bounded and ends at the first radius that fails (its time is measured by
+    benchmarks/certify_radius.py, not asserted here: a timed unit test fails on a busy machine)."""
+    import robustlit.certify.radius as radius_module
+
+    evaluated: list[int] = []
+    real = radius_module._worst_xi_over_admissible_sigma
+
+    def counting(a: np.ndarray, *args: object) -> np.ndarray:
+        evaluated.append(a.shape[0])
+        return real(a, *args)
+
+    monkeypatch.setattr(radius_module, "_worst_xi_over_admissible_sigma", counting)
+    radius = input_dependent_radius(0.999, 0.25, 0.01, 3072)
+    grid_step = 5.0 * 0.25 / 500
+    assert 0 < radius < cohen_radius(0.999, 0.25)
+    assert sum(evaluated) <= radius / grid_step + 32  # the certified grid points and one chunk of 32 more
+    assert len(evaluated) <= int(np.ceil(500 / 32))

@@ -4,10 +4,12 @@ so that a test can kill the process at a known point and compare the metrics of 
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, Checkpoint
 
 
 class BatchMarker(Callback):
@@ -37,3 +39,17 @@ class StopAfter(Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.current_epoch == self.epoch:
             trainer.should_stop = True
+
+
+class KillAfterCheckpoint(Checkpoint):
+    """SIGKILL the process at the end of training epoch ``epoch``, right after the checkpoint callbacks saved it.
+
+    A ``Checkpoint`` subclass: Lightning runs checkpoint callbacks last (in their configured order), so this one
+    runs after the ``ModelCheckpoint`` listed before it, and before the epoch's ``train/*`` metrics are logged."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch:
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -115,3 +115,48 @@ def test_checkpoint_writes_are_atomic_and_leave_no_temporary_file(tmp_path: Path
     assert target.stat().st_ino != old_inode
     assert torch.equal(io.load_checkpoint(target)["state_dict"]["w"], torch.zeros(3))
     assert sorted(p.name for p in target.parent.iterdir()) == ["last.ckpt"]
+
+
+def _flip_exponent_bits(tensor: torch.Tensor, count: int = 4) -> None:
+    """Flip bit 30 (the top exponent bit of a float32) of the first ``count`` values, in place."""
+    bits = tensor.view(-1)[:count].view(torch.int32)
+    bits ^= 1 << 30
+
+
+def test_bits_flipped_in_the_optimizer_moments_are_refused_before_a_resume(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Issue 23, case 3: the checksum used to cover the weights only; a resume from a checkpoint with flipped bits
+    in Adam's moments trained on (train/loss 1801.7 against 2.19) and wrote a checkpoint with a valid checksum."""
+    checkpoint = torch.load(trained[1], weights_only=False)
+    moments = next(s for s in checkpoint["optimizer_states"][0]["state"].values())
+    name = next(k for k, v in moments.items() if isinstance(v, torch.Tensor) and v.numel() >= 4)
+    _flip_exponent_bits(moments[name])
+    corrupt = tmp_path / "adam.ckpt"
+    torch.save(checkpoint, corrupt)
+    before = sorted(trained[0].parent.rglob("*.ckpt"))
+    with pytest.raises(robustlit.CheckpointError) as from_cli:
+        main(["fit", "--config", str(trained[0]), "--ckpt_path", str(corrupt), "--trainer.max_epochs", "2"])
+    with pytest.raises(robustlit.CheckpointError) as from_api:
+        robustlit.load_classifier(corrupt)
+    record(
+        fault=f"exponent bits flipped in 4 values of the optimizer's `{name}` in `last.ckpt` (checksums left as "
+        "stored), then `fit --ckpt_path`",
+        happened="refused before anything was restored (before: the resumed run trained on from the corrupt moments, "
+        "train/loss 1801.7 vs 2.19, and wrote a new checkpoint with a fresh, valid weight checksum)",
+        handled="`robustlit_state_sha256`: one SHA-256 per checkpoint entry (optimizer, schedulers, loops, callbacks, "
+        "hyperparameters), verified by `AtomicCheckpointIO.load_checkpoint`, the module's `on_load_checkpoint` and "
+        f"`load_classifier`: `{str(from_cli.value).replace(str(tmp_path), '<tmp>')[:90]}...`",
+    )
+    for error in (from_cli.value, from_api.value):
+        assert str(corrupt) in str(error) and "optimizer_states" in str(error)
+    assert sorted(trained[0].parent.rglob("*.ckpt")) == before  # nothing was trained from it
+
+
+def test_a_changed_loop_counter_or_scheduler_is_refused_too(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    checkpoint = torch.load(trained[1], weights_only=False)
+    checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"] += 1
+    changed = tmp_path / "loops.ckpt"
+    torch.save(checkpoint, changed)
+    with pytest.raises(robustlit.CheckpointError, match="loops"):
+        main(["fit", "--config", str(trained[0]), "--ckpt_path", str(changed), "--trainer.max_epochs", "2"])

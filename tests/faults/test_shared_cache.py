@@ -9,7 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+import torch
 from fault_runs import env, record
+
+from robustlit.callbacks.batch_cache import read_batch, write_batch
 
 SCRIPT = Path(__file__).resolve().parent / "shared_cache_script.py"
 
@@ -57,3 +61,35 @@ def test_two_processes_sharing_one_cache_both_finish_with_identical_results(tmp_
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert "AdversarialEvaluation: reused 48 of 48 cached batches" in rerun.stdout
     assert json.loads((tmp_path / "rerun.json").read_text()) == summaries[0]
+
+
+def test_two_writers_of_one_cache_file_never_share_a_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deterministic version of the race above: a second job writes the same batch while the first one is between
+    its write and its rename. With a fixed temporary name (the old ``batchNNNNNN.tmp``) the second job renames the
+    first one's file away and the first one's rename fails with FileNotFoundError."""
+    target = tmp_path / "batch000000.pt"
+    real_save = torch.save
+    interleaved: list[Path] = []
+
+    def save_then_let_the_other_job_write(obj: object, f: object, *args: object, **kwargs: object) -> None:
+        real_save(obj, f, *args, **kwargs)
+        if not interleaved:
+            interleaved.append(Path(str(f)))
+            write_batch({"label": torch.tensor([2])}, target)  # the other job, same batch, meanwhile
+
+    monkeypatch.setattr(torch, "save", save_then_let_the_other_job_write)
+    write_batch({"label": torch.tensor([1])}, target)
+    monkeypatch.setattr(torch, "save", real_save)
+    record(
+        fault="a second job writes the same cached batch between the first job's write and its rename "
+        "(deterministic: the second write runs inside the first one's `torch.save`)",
+        happened="both writes completed; one whole, verified file and no temporary file left (with the old fixed "
+        "name `batchNNNNNN.tmp` the first rename fails with FileNotFoundError: this test goes red, the "
+        "two-process test above passed 6 of 6 times)",
+        handled="`atomic_target` names each temporary file `.<name>.<pid>-<random>.tmp`",
+    )
+    assert interleaved and interleaved[0] != target
+    assert read_batch(target) is not None  # a whole, verified file: one of the two writes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["batch000000.pt"]  # no temporary file left

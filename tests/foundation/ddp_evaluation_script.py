@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
@@ -39,6 +40,7 @@ def main(devices: int, weights: str, out: str) -> None:
         devices=devices,
         strategy="ddp" if devices > 1 else "auto",
         logger=False,
+        default_root_dir=str(Path(out).parent),  # the evaluation's JSON and figures: next to the result file
         enable_progress_bar=False,
         enable_model_summary=False,
         inference_mode=False,

@@ -38,7 +38,11 @@ def _run(devices: int, weights: Path, tmp: Path) -> dict:
     out = tmp / f"result_{devices}.json"
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     subprocess.run(
-        [sys.executable, str(SCRIPT), str(devices), str(weights), str(out)], check=True, env=env, timeout=600
+        [sys.executable, str(SCRIPT), str(devices), str(weights), str(out)],
+        check=True,
+        env=env,
+        timeout=600,
+        cwd=tmp,  # the run's own files (JSON, figures) go to the temporary folder, never the working one
     )
     return json.loads(out.read_text())
 
@@ -51,7 +55,7 @@ def test_two_processes_report_exactly_the_single_process_numbers(tmp_path: Path)
     assert single["summary"] == double["summary"]
     robust_keys = [k for k in single["logged"] if "robust_acc" in k]
     assert robust_keys and all(single["logged"][k] == double["logged"][k] for k in robust_keys)
-    pgd = single["summary"]["attacks"]["pgd5_linf_0.05"]["robust_acc"]
+    pgd = single["summary"]["attacks"]["pgd5_step0.02_linf_0.05"]["robust_acc"]
     assert 0 < pgd < single["summary"]["clean_acc"]  # the attack does something, and not everything
     # the loop's own clean accuracy uses an unpadded sampler too: 270 examples counted once each
     assert single["logged"]["test/acc"] == double["logged"]["test/acc"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
@@ -38,7 +39,7 @@ def test_population_formula_matches_sampling_for_simple_classifiers() -> None:
             assert robust < 0.01
 
 
-def _train(method: type, **kwargs: float) -> tuple[pl.LightningModule, TsiprasDataModule, dict]:
+def _train(method: type, root: Path, **kwargs: float) -> tuple[pl.LightningModule, TsiprasDataModule, dict]:
     pl.seed_everything(0)
     data = TsiprasDataModule(d=D, p=P, n_train=5000, n_val=500, n_test=5000, batch_size=250)
     module = method(
@@ -59,6 +60,7 @@ def _train(method: type, **kwargs: float) -> tuple[pl.LightningModule, TsiprasDa
         max_epochs=8,
         accelerator="cpu",
         logger=False,
+        default_root_dir=root,  # the evaluation's JSON and figures go to the run folder: a temporary one
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -77,19 +79,19 @@ def _population(module: pl.LightningModule) -> tuple[float, float]:
     return linear_population_accuracy(w, b, P, ETA), linear_population_accuracy(w, b, P, ETA, eps=EPS)
 
 
-def test_standard_training_is_accurate_but_not_robust() -> None:
-    module, _, result = _train(Standard)
+def test_standard_training_is_accurate_but_not_robust(tmp_path: Path) -> None:
+    module, _, result = _train(Standard, tmp_path)
     clean, robust = _population(module)
     assert clean >= 0.99 and robust <= 0.02, (clean, robust)
     assert result["clean_acc"] >= 0.99
-    assert result["attacks"]["native_pgd1_margin_linf_0.3795"]["robust_acc"] <= 0.02
+    assert result["attacks"]["native_pgd1_step0.3795_norandstart_margin_linf_0.3795"]["robust_acc"] <= 0.02
     assert robust <= theorem_2_1_bound(clean, P) + 1e-12
 
 
-def test_adversarial_training_trades_accuracy_for_robustness() -> None:
-    module, _, result = _train(PGDAT, eps=EPS, step_size=EPS, steps=1, random_start="none")
+def test_adversarial_training_trades_accuracy_for_robustness(tmp_path: Path) -> None:
+    module, _, result = _train(PGDAT, tmp_path, eps=EPS, step_size=EPS, steps=1, random_start="none")
     clean, robust = _population(module)
     assert abs(clean - P) <= 0.02 and abs(robust - P) <= 0.02, (clean, robust)
     assert abs(result["clean_acc"] - P) <= 0.02
-    assert abs(result["attacks"]["native_pgd1_margin_linf_0.3795"]["robust_acc"] - P) <= 0.02
+    assert abs(result["attacks"]["native_pgd1_step0.3795_norandstart_margin_linf_0.3795"]["robust_acc"] - P) <= 0.02
     assert robust <= theorem_2_1_bound(clean, P) + 1e-12
