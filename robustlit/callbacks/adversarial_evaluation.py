@@ -147,6 +147,9 @@ class AdversarialEvaluation(EvaluationCallback):
             raise ValueError("curve_eps must be a non-empty list of radii (or null for no curve)")
         self.curve_eps = sorted(Eps(e) for e in curve_eps) if curve_eps is not None else None
         self.curve_attacks = list(curve_attacks) if curve_attacks is not None else list(self.attacks)
+        #: per-example columns of the last :meth:`evaluate` (``label``, ``index``, ``clean``, ``robust`` (N, attacks)),
+        #: for combining evaluations per example (e.g. a worst case over attacks run on different subsets)
+        self.last_columns: dict[str, Tensor] | None = None
         for spec in self.curve_attacks:
             for eps in self.curve_eps or []:
                 check_eps(eps, spec.norm, where="AdversarialEvaluation.curve_eps")
@@ -189,6 +192,7 @@ class AdversarialEvaluation(EvaluationCallback):
             curve_key = repr(([a.metric_name for a in self.curve_attacks], [float(e) for e in self.curve_eps])).encode()
             tag += "-curve" + hashlib.sha256(curve_key).hexdigest()[:12]
         columns = self.collect(dataset, batch, device, bounds, cache_model=model, cache_tag=tag)
+        self.last_columns = columns
         summary = self.summarise(columns, num_classes)
         summary["dataset_size"] = len(dataset)  # type: ignore[arg-type]  (the protocol's example count: results/)
         if curves is not None:
