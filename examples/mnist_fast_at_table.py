@@ -83,17 +83,6 @@ def train(key: str, seed: int, out: Path, root: str, quick: bool) -> tuple[Path,
     return last, seconds
 
 
-class PerExampleEvaluation(AdversarialEvaluation):
-    """An :class:`AdversarialEvaluation` that keeps the per-example columns (``clean``, ``robust``, ``label``, in
-    index order) of its last run, so that the worst case can be taken across two evaluations of different sizes."""
-
-    columns: dict[str, torch.Tensor]
-
-    def summarise(self, columns: dict[str, torch.Tensor], num_classes: int) -> dict:
-        self.columns = columns
-        return super().summarise(columns, num_classes)
-
-
 def evaluate(checkpoint: Path, root: str, n_full: int, n_aa: int, audit: int) -> dict:
     """PGD-50 x 10 (and its audit) on the first ``n_full`` test images, AutoAttack on the first ``n_aa``, and per
     example on those ``n_aa`` the worst case of both.
@@ -109,18 +98,18 @@ def evaluate(checkpoint: Path, root: str, n_full: int, n_aa: int, audit: int) ->
     device = next(model.parameters()).device
     options = {"batch_size": 500, "cache_dir": cache, "print_table": False}
     start = time.perf_counter()
-    full = PerExampleEvaluation([PGD], num_examples=n_full, audit_examples=audit, **options)
+    full = AdversarialEvaluation([PGD], num_examples=n_full, audit_examples=audit, **options)
     whole = full.evaluate(model, data.test_dataset, 10, (0.0, 1.0), device)
     pgd_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    sub = PerExampleEvaluation([AUTOATTACK], num_examples=n_aa, **options)
+    sub = AdversarialEvaluation([AUTOATTACK], num_examples=n_aa, **options)
     part = sub.evaluate(model, data.test_dataset, 10, (0.0, 1.0), device)
     aa_seconds = time.perf_counter() - start
-    first = {key: value[:n_aa] for key, value in full.columns.items()}
+    first = {key: value[:n_aa] for key, value in full.last_columns.items()}
     for key in ("label", "clean"):
-        if not torch.equal(first[key], sub.columns[key]):
+        if not torch.equal(first[key], sub.last_columns[key]):
             raise RuntimeError(f"the two evaluations disagree on the {key!r} column of the first {n_aa} examples")
-    pgd_robust, aa_robust = first["robust"][:, 0], sub.columns["robust"][:, 0]
+    pgd_robust, aa_robust = first["robust"][:, 0], sub.last_columns["robust"][:, 0]
     pgd = whole["attacks"][PGD.metric_name]
     guard_file = checkpoint.parent.parent / "co_guard.json"
     guard = json.loads(guard_file.read_text()) if guard_file.is_file() else {}

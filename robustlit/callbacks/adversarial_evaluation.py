@@ -111,9 +111,14 @@ class AdversarialEvaluation(EvaluationCallback):
             raise ValueError(f"curve_eps must be a non-empty list of radii in [0, 1]; got {curve_eps}")
         self.curve_eps = sorted(float(e) for e in curve_eps) if curve_eps is not None else None
         self.curve_attacks = list(curve_attacks) if curve_attacks is not None else list(self.attacks)
+        self.last_columns: dict[str, Tensor] = {}
 
     def evaluate(self, model: torch.nn.Module, dataset: Dataset, num_classes: int, bounds, device) -> dict:  # noqa: ANN001
-        """Attack the first ``num_examples`` of ``dataset``; returns the gathered summary (all ranks)."""
+        """Attack the first ``num_examples`` of ``dataset``; returns the gathered summary (all ranks).
+
+        The per-example columns stay in :attr:`last_columns` (``label``, ``clean`` (N,), ``robust`` (N, attacks), in
+        dataset order), so that a worst case can be taken across evaluations of different sizes, e.g. PGD on all
+        test images and AutoAttack on the first 1,000 (examples/mnist_fast_at_table.py)."""
         attacks = [build_attack(s, model, num_classes, bounds, self.batch_size) for s in self.attacks]
         curves = None
         if self.curve_eps is not None:
@@ -140,6 +145,7 @@ class AdversarialEvaluation(EvaluationCallback):
             curve_key = repr(([a.metric_name for a in self.curve_attacks], self.curve_eps)).encode()
             tag += "-curve" + hashlib.sha256(curve_key).hexdigest()[:12]
         columns = self.collect(dataset, batch, device, bounds, cache_model=model, cache_tag=tag)
+        self.last_columns = columns
         summary = self.summarise(columns, num_classes)
         if curves is not None:
             summary["curves"] = summarise_curves(
