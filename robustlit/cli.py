@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ModelSummary, ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities import rank_zero_info
@@ -20,17 +24,29 @@ import robustlit.mixed.module  # noqa: F401  (the mixed classifier's module, by 
 import robustlit.models  # noqa: F401
 from robustlit.callbacks.adversarial_evaluation import AdversarialEvaluation
 from robustlit.callbacks.checkpoint import best_and_last_checkpoints
+from robustlit.callbacks.compact_summary import OneLineModelSummary
 from robustlit.callbacks.configured_optimizer import ConfiguredOptimizerOnResume
+from robustlit.callbacks.plain_progress import PlainProgressBar
 from robustlit.callbacks.publish_checkpoints import PublishCheckpointsAfterLogs
+from robustlit.callbacks.run_folder import RunFolder
+from robustlit.cli_errors import (
+    TRACEBACK_ENV,
+    RobustLitParser,
+    build_error,
+    print_error,
+    strip_traceback_flag,
+    traceback_requested,
+)
 from robustlit.data.base import RobustDataModule
 from robustlit.methods.base import RobustClassifier
 from robustlit.utils.checkpoint_io import AtomicCheckpointIO
-from robustlit.utils.config_files import RobustArgumentParser
-from robustlit.utils.integrity import unreadable_checkpoint
+from robustlit.utils.errors import FieldError, one_line
+from robustlit.utils.integrity import CheckpointError, unreadable_checkpoint
 from robustlit.utils.quiet import silence_third_party_noise
 from robustlit.utils.resume_settings import describe, model_changes, parameter_mismatches, set_setting
 from robustlit.utils.run_paths import place_outputs_under_root, reuse_run_version
 from robustlit.utils.seeding import BatchSeed
+from robustlit.utils.threat_model_checks import radius_errors
 
 ROBUST_MONITOR = "val/robust_acc/ensemble"
 
@@ -39,7 +55,10 @@ class RobustLitCLI(LightningCLI):
     """LightningCLI with robustlit's defaults and links.
 
     - ``inference_mode=False`` (attacks need gradients at evaluation time; docs/contracts.md), a
-      TensorBoard logger under ``runs/``, seed 0, and a rich progress bar.
+      TensorBoard logger under ``runs/``, seed 0, the learning rate logged every epoch, the run folder printed
+      at the start, and a rich progress bar on a terminal -- else one plain line per epoch with the time left
+      and a one-line model summary (:class:`PlainProgressBar`, :class:`OneLineModelSummary`: log files).
+    - ``validate``/``test`` print robustlit's tables only (``--verbose true`` adds Lightning's metric table).
     - the DataModule's ``num_classes``, ``mean``, ``std`` and ``bounds`` are linked into the model.
     - two checkpoint callbacks (unless the config has a ``ModelCheckpoint``): ``best.ckpt`` maximising
       ``val/robust_acc/ensemble`` on the epochs an :class:`AdversarialEvaluation` at validation runs,
@@ -50,9 +69,13 @@ class RobustLitCLI(LightningCLI):
     - checkpoints written atomically and read with a clear error (:class:`AtomicCheckpointIO`, unless the config
       has its own ``CheckpointIO`` plugin), published during ``fit`` only after the metrics of their epoch are logged
       (:class:`PublishCheckpointsAfterLogs`), their weights and training state verified against stored checksums on
-      load; on resume
-      the configured optimizer and scheduler settings replace the stored ones
-      (:class:`ConfiguredOptimizerOnResume`; docs/faults.md).
+      load; on resume the configured optimizer and scheduler settings replace the stored ones
+      (:class:`ConfiguredOptimizerOnResume`; docs/faults.md), and model settings that differ from the checkpoint's
+      are applied (printed) or, where they change the parameters or the method, refused.
+    - bad input refused before any work or folder, as one line ``error: <field>: <reason>`` with exit status 2
+      (:class:`RobustLitParser`, whose later config files replace lists whole): parse-time types, radii against their
+      norm, the checks of :mod:`robustlit.cli_checks` (``validate``/``test``/``predict`` of a trainable method
+      without ``--ckpt_path`` unless ``--allow_untrained true``), and any class that fails while being built.
     - ``--trainer.default_root_dir D`` places everything the run writes: relative logger
       ``save_dir`` and callback ``cache_dir``/``output_dir``/``dirpath`` are resolved under ``D``.
     """
@@ -101,9 +124,10 @@ class RobustLitCLI(LightningCLI):
         stored = stored_config[subcommand].get("model")
         changes = model_changes(given, stored) if given is not None else []
         if any(key == "class_path" for key, _, _ in changes):
-            self.parser.error(
+            self.parser.refuse(
+                "model",
                 f"{ckpt_path} was written by {stored.class_path}, but the config names {given.class_path}: the method "
-                "cannot change with --ckpt_path. Use the run's own config (its config.yaml), or start a new run."
+                "cannot change with --ckpt_path. Use the run's own config (its config.yaml), or start a new run.",
             )
         for key, value, _ in changes:
             set_setting(stored_config[subcommand]["model"], key, value)
@@ -115,6 +139,8 @@ class RobustLitCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
+        for key, reason in radius_errors(config):  # a radius's range depends on its norm: checked before building
+            self.parser.refuse(key, reason)
         for check in (
             cli_checks.untrained_evaluation,
             cli_checks.test_after_fit_without_validation,
@@ -122,29 +148,35 @@ class RobustLitCLI(LightningCLI):
         ):
             refusal = check(self.subcommand, config)
             if refusal:
-                self.parser.error(refusal)
+                self.parser.refuse(refusal.field, refusal.reason)
         place_outputs_under_root(config.trainer)
         if self.subcommand == "fit":
             reuse_run_version(config.trainer, config.get("ckpt_path"))
 
     def instantiate_classes(self) -> None:
-        # a value refused by a class's __init__ is a bad config value: exit 2 before any folder is made
+        """As LightningCLI's; a model, data module or callback that fails while being built is bad input: one line
+        naming its config key (:func:`robustlit.cli_errors.build_error`), exit 2, before any folder is made. Then the
+        optimizer is built once on a dummy parameter, and settings changed with ``--ckpt_path`` are checked against
+        the checkpoint's parameter shapes."""
         try:
             super().instantiate_classes()
-        except Exception as error:  # noqa: BLE001 - classified by instantiation_error, re-raised otherwise
-            refusal = cli_checks.instantiation_error(error)
-            if refusal is None:
+        except CheckpointError:
+            raise
+        except Exception as error:  # noqa: BLE001 - any constructor's error is the user's input to fix
+            if traceback_requested():
                 raise
-            self.parser.error(refusal)
+            refused = build_error(error)
+            self.parser.refuse(refused.field, refused.reason)
         refusal = cli_checks.optimizer_settings(self.model)
         if refusal:
-            self.parser.error(refusal)
+            self.parser.refuse(refusal.field, refusal.reason)
         mismatches = parameter_mismatches(self.model, self._stored_shapes) if self._resume_changes else []
         if mismatches and self._stored_shapes is not None:
-            self.parser.error(
+            self.parser.refuse(
+                "ckpt_path",
                 f"{describe(self._resume_changes)}: with these settings the model's parameters no longer match the "
                 f"checkpoint ({'; '.join(mismatches[:3])}), so they cannot change with --ckpt_path. Drop them, or "
-                "start a new run without --ckpt_path."
+                "start a new run without --ckpt_path.",
             )
 
     def instantiate_trainer(self, **kwargs: Any):  # noqa: ANN201 - returns a Trainer
@@ -161,10 +193,18 @@ class RobustLitCLI(LightningCLI):
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             config["plugins"] = [*plugins, AtomicCheckpointIO()]
 
+        if not any(isinstance(c, RunFolder) for c in callbacks):
+            callbacks.append(RunFolder())
+        terminal = sys.stdout.isatty()
         if config.get("enable_progress_bar", True) is not False and not any(
             isinstance(c, ProgressBar) for c in callbacks
         ):
-            callbacks.append(RichProgressBar())
+            callbacks.append(RichProgressBar() if terminal else PlainProgressBar())
+        if not terminal and config.get("enable_model_summary", True) is not False:
+            if not any(isinstance(c, ModelSummary) for c in callbacks):
+                callbacks.append(OneLineModelSummary())
+        if config.get("logger") not in (False, None) and not any(isinstance(c, LearningRateMonitor) for c in callbacks):
+            callbacks.append(LearningRateMonitor(logging_interval="epoch"))
         if config.get("enable_checkpointing", True) is not False and not any(
             isinstance(c, ModelCheckpoint) for c in callbacks
         ):
@@ -173,7 +213,12 @@ class RobustLitCLI(LightningCLI):
             every_n_epochs = min((c.every_n_epochs for c in attacked), default=1)
             callbacks.extend(best_and_last_checkpoints(monitor, every_n_epochs))
         config["callbacks"] = callbacks
-        return super().instantiate_trainer(**kwargs)
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except (ValueError, MisconfigurationException) as error:  # a value the Trainer refuses (max_epochs -3)
+            keys = {str(key).split(".")[0] for key in config.keys()}  # a Namespace: its top-level keys
+            named = [key for key in sorted(keys) if re.search(rf"\b{re.escape(key)}\b", str(error))]
+            raise FieldError(f"trainer.{named[0]}" if len(named) == 1 else "trainer", one_line(error)) from error
 
     def after_fit(self) -> None:
         if self.config.get(self.subcommand, {}).get("test_after_fit"):
@@ -181,7 +226,13 @@ class RobustLitCLI(LightningCLI):
             # naming its file avoids Lightning's "multiple ModelCheckpoint callbacks" warning for "best"
             best = self.trainer.checkpoint_callback
             ckpt_path = getattr(best, "best_model_path", "") or "best"
-            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
+            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path, verbose=False)
+
+    def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> Any:
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        if subcommand in ("validate", "test"):  # robustlit's tables say it; Lightning's repeats it, names cut short
+            parser.set_defaults(verbose=False)
+        return parser
 
 
 def main(args: list[str] | None = None, run: bool = True) -> RobustLitCLI:
@@ -193,7 +244,7 @@ def main(args: list[str] | None = None, run: bool = True) -> RobustLitCLI:
         RobustDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
-        parser_class=RobustArgumentParser,
+        parser_class=RobustLitParser,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
         trainer_defaults={
@@ -208,14 +259,36 @@ def main(args: list[str] | None = None, run: bool = True) -> RobustLitCLI:
     )
 
 
-def console_main() -> int:
-    """Entry point of the ``robustlit`` console script: exit status 0 on success.
+def console_main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``robustlit`` console script: exit status 0 on success, 2 on bad input, 1 on a failed run.
 
-    A wrong config exits 2 (jsonargparse's ``parser.error``); an exception during the run propagates
-    and Python exits 1 with its traceback. Returning the CLI object itself to ``sys.exit`` would make
-    every success exit 1, which is what an earlier version did.
+    ``robustlit evaluate ...`` is :mod:`robustlit.evaluation.command`; everything else is the LightningCLI. A wrong
+    config value exits 2 with one line (``RobustLitParser.error``), and so does a model, data module or checkpoint
+    that cannot be built or read (:class:`FieldError`, :class:`CheckpointError`); an exception during the run
+    propagates and Python exits 1 with its traceback. ``--traceback`` (or ``ROBUSTLIT_TRACEBACK=1``) shows the
+    whole message and traceback of bad input too. Returning the CLI object itself to ``sys.exit`` would make every
+    success exit 1, which is what an earlier version did.
     """
-    main()
+    args, full = strip_traceback_flag(list(sys.argv[1:] if argv is None else argv))
+    if full:
+        os.environ[TRACEBACK_ENV] = "1"
+    if args[:1] == ["evaluate"]:
+        from robustlit.evaluation.command import main as evaluate_main
+
+        return evaluate_main(args[1:])
+    if argv is None:
+        sys.argv[1:] = args  # LightningCLI reads sys.argv (given both, it warns)
+    try:
+        main(args if argv is not None else None)
+    except SystemExit as exit_:
+        if args[:1] in (["-h"], ["--help"]) and exit_.code in (0, None):
+            print("\nrobustlit evaluate --help: evaluate a model file on a dataset in one command (docs/evaluation.md)")
+        raise
+    except (FieldError, CheckpointError) as error:
+        if traceback_requested():
+            raise
+        field = "ckpt_path: " if isinstance(error, CheckpointError) else ""
+        return print_error(f"{field}{error}", 2)
     return 0
 
 

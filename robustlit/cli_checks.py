@@ -1,6 +1,7 @@
 """Checks the CLI runs before any work starts or any folder is made (docs/faults.md, "Config mistakes").
 
-Each returns the message of a refusal (the CLI exits with status 2 through its parser) or ``None``:
+Each returns a refusal, a :class:`~robustlit.utils.errors.FieldError` naming the config key to correct (the CLI
+prints it as one line ``error: <field>: <reason>`` and exits with status 2 through its parser), or ``None``:
 
 - :func:`untrained_evaluation`: ``validate``/``test``/``predict`` of a method whose weights come from ``fit``,
   without ``--ckpt_path``, would evaluate randomly initialised weights; refused unless ``--allow_untrained true``.
@@ -10,8 +11,9 @@ Each returns the message of a refusal (the CLI exits with status 2 through its p
   (``check_val_every_n_epoch 0``).
 - :func:`optimizer_settings`: the optimizer and scheduler are built by Lightning only when ``fit`` starts (after
   the run folder exists); a negative learning rate is found by building them once on a dummy parameter.
-- :func:`instantiation_error`: a value refused by a class's ``__init__`` (a ``ValueError``, Lightning's
-  ``MisconfigurationException``) while the CLI builds the classes is a bad config value, not a crash.
+
+A value refused by a class's own ``__init__`` while the CLI builds the classes is a bad config value too: the CLI
+reports it with the config key jsonargparse's message leads to (:func:`robustlit.cli_errors.build_error`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import importlib
 from typing import Any
 
 import torch
+
+from robustlit.utils.errors import FieldError
 
 #: subcommands that evaluate a model
 EVALUATING = ("validate", "test", "predict")
@@ -36,7 +40,7 @@ def class_of(class_path: str | None) -> type | None:
         return None
 
 
-def untrained_evaluation(subcommand: str | None, config: Any) -> str | None:
+def untrained_evaluation(subcommand: str | None, config: Any) -> FieldError | None:
     """The refusal of an evaluation of untrained weights, or None."""
     if subcommand not in EVALUATING or config.get("ckpt_path") or config.get("allow_untrained"):
         return None
@@ -45,15 +49,16 @@ def untrained_evaluation(subcommand: str | None, config: Any) -> str | None:
     method = class_of(class_path)
     if method is None or getattr(method, "ready_without_checkpoint", False):
         return None
-    return (
-        f"`robustlit {subcommand}` of {class_path} without --ckpt_path would evaluate randomly initialised weights "
-        "(its weights come from `fit`). Give the trained checkpoint, e.g. --ckpt_path "
+    return FieldError(
+        "ckpt_path",
+        f"not given: `robustlit {subcommand}` of {class_path} would evaluate randomly initialised weights (its "
+        "weights come from `fit`). Give the trained checkpoint, e.g. --ckpt_path "
         "runs/<name>/version_0/checkpoints/best.ckpt, or evaluate the untrained model on purpose with "
-        "--allow_untrained true."
+        "--allow_untrained true.",
     )
 
 
-def test_after_fit_without_validation(subcommand: str | None, config: Any) -> str | None:
+def test_after_fit_without_validation(subcommand: str | None, config: Any) -> FieldError | None:
     """The refusal of ``test_after_fit`` when no validation epoch (hence no ``best.ckpt``) would run, or None."""
     if subcommand != "fit" or not config.get("test_after_fit"):
         return None
@@ -72,23 +77,23 @@ def test_after_fit_without_validation(subcommand: str | None, config: Any) -> st
             reason = f"trainer.check_val_every_n_epoch {every} > max_epochs {epochs}, so no validation epoch runs"
     if reason is None:
         return None
-    return (
-        f"test_after_fit tests the best checkpoint, chosen on validation epochs, but {reason}. Set "
-        "--test_after_fit false (and run `robustlit test --ckpt_path <checkpoint>` afterwards), or let a "
-        "validation epoch run."
+    return FieldError(
+        "test_after_fit",
+        f"tests the best checkpoint, chosen on validation epochs, but {reason}. Set --test_after_fit false (and "
+        "run `robustlit test --ckpt_path <checkpoint>` afterwards), or let a validation epoch run.",
     )
 
 
-def trainer_values(subcommand: str | None, config: Any) -> str | None:
+def trainer_values(subcommand: str | None, config: Any) -> FieldError | None:
     """Trainer values Lightning accepts when it is built but fails on later (after the run folder exists)."""
     trainer = config.get("trainer")
     every = trainer.get("check_val_every_n_epoch") if hasattr(trainer, "get") else None
     if isinstance(every, int) and every < 1:
-        return f"trainer.check_val_every_n_epoch must be a positive integer (or null); got {every}"
+        return FieldError("trainer.check_val_every_n_epoch", f"a positive integer (or null); got {every}")
     return None
 
 
-def optimizer_settings(module: Any) -> str | None:
+def optimizer_settings(module: Any) -> FieldError | None:
     """Build the module's optimizer (and scheduler) once on a dummy parameter; the refusal, or None."""
     factory = getattr(module, "optimizer_factory", None)
     if not callable(factory):
@@ -96,32 +101,18 @@ def optimizer_settings(module: Any) -> str | None:
     try:
         optimizer = factory([torch.nn.Parameter(torch.zeros(1))])
     except (ValueError, TypeError) as error:
-        return f"model.init_args.optimizer: {error}"
+        return FieldError("model.init_args.optimizer", str(error))
     scheduler = getattr(module, "scheduler_factory", None)
     if callable(scheduler):
         try:
             scheduler(optimizer)
         except (ValueError, TypeError) as error:
-            return f"model.init_args.lr_scheduler: {error}"
-    return None
-
-
-def instantiation_error(error: BaseException) -> str | None:
-    """The message of a config value refused while the classes were built (the innermost ``ValueError`` or
-    ``MisconfigurationException`` of the chain), or None for any other failure (a missing file, a bug)."""
-    from lightning.fabric.utilities.exceptions import MisconfigurationException
-
-    root = error
-    while root.__cause__ is not None or (root.__context__ is not None and not root.__suppress_context__):
-        root = root.__cause__ or root.__context__  # type: ignore[assignment]
-    if isinstance(root, MisconfigurationException) or type(root) is ValueError:
-        return f"a config value was refused when the classes were built: {root}"
+            return FieldError("model.init_args.lr_scheduler", str(error))
     return None
 
 
 __all__ = [
     "class_of",
-    "instantiation_error",
     "optimizer_settings",
     "test_after_fit_without_validation",
     "trainer_values",

@@ -145,8 +145,14 @@ def model_card(card: dict[str, Any], name: str) -> str:
             "|---|---|",
             f"| none (clean) | {100 * adversarial['clean_acc']:.2f}% |",
         ]
-        lines += [f"| {k} | {100 * v['robust_acc']:.2f}% |" for k, v in adversarial["attacks"].items()]
+        lines += [f"| {k} | {_accuracy_cell(v)} |" for k, v in adversarial["attacks"].items()]
         lines.append("")
+        if any(v.get("unreliable") for v in adversarial["attacks"].values()):
+            lines += [
+                "UNRELIABLE: the attack-failure audit (Pintor et al. 2022) found signs that this attack failed; "
+                "report the per-example worst case (`ensemble`) or a stronger attack instead.",
+                "",
+            ]
     lines += [
         "## Use",
         "",
@@ -160,6 +166,11 @@ def model_card(card: dict[str, Any], name: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _accuracy_cell(result: dict[str, Any]) -> str:
+    """``62.59%``, or ``66.67% UNRELIABLE`` when the attack-failure audit flagged the number (docs/audit.md)."""
+    return f"{100 * result['robust_acc']:.2f}%" + (" UNRELIABLE" if result.get("unreliable") else "")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 PURE_PACKAGES = ["robustlit.losses", "robustlit.certify", "robustlit.attacks", "robustlit.models"]
 #: method packages -> their files that may use Lightning (everything else in them must not)
-METHOD_PACKAGES = {"robustlit.mixed": ["module", "mixednuts_module", "bases", "evaluation", "report_table"]}
+METHOD_PACKAGES = {
+    "robustlit.mixed": ["module", "mixednuts_module", "bases", "evaluation", "report_table", "confidence_evaluation"]
+}
 
 _SCRIPT = """
 import importlib, importlib.util, json, pkgutil, sys

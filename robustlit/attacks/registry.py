@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from robustlit.attacks.eval_mode import attack_mode, attack_precision
 from robustlit.attacks.losses import check_loss
+from robustlit.utils.errors import did_you_mean
 
 if TYPE_CHECKING:
     from robustlit.attacks.spec import AttackSpec
@@ -146,7 +147,8 @@ def lookup(name: str) -> RegisteredAttack:
     if entry is None:
         listed = ", ".join(repr(n) for n in ATTACKS)
         raise ValueError(
-            f'AttackSpec "name": unknown attack {name!r}. Registered attacks: {listed}. '
+            f'AttackSpec "name": unknown attack {name!r}{did_you_mean(short_name(name), ATTACKS)}. '
+            f"Registered attacks: {listed}. "
             "A user attack is registered with @robustlit.attacks.register_attack and named "
             "`package.module.attack_name` in configs."
         )

@@ -6,8 +6,9 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, PositiveInt, register_type
+from jsonargparse.typing import NonNegativeFloat, PositiveInt, register_type
 
+from robustlit.attacks.eps import Eps, check_eps
 from robustlit.attacks.losses import LossName
 from robustlit.attacks.registry import RegisteredAttack, lookup, registered_attacks, short_name
 from robustlit.attacks.threat_model import Norm
@@ -45,8 +46,9 @@ class AttackSpec:
             unbounded feature data). A user attack: ``package.module.attack_name`` (the module is
             imported on parsing and registers ``attack_name`` with ``@register_attack``).
         norm: ``Linf`` or ``L2``.
-        eps: radius in [0, 1] pixel units (refused outside [0, 1] at parse time; L2 radii above 1,
-            ImageNet-scale, are not supported by this spec).
+        eps: radius in pixel units, a number or an exact fraction (``8/255``, kept as written in the
+            metric name and the JSON: :class:`robustlit.attacks.eps.Eps`). ``Linf``: at most 1; ``L2``: at
+            most sqrt(d) for inputs of d values in [0, 1], checked when the data is known (docs/evaluation.md).
         steps: iterations (ignored by ``fgsm``, ``square`` and ``autoattack``).
         step_size: PGD step; ``None`` = 2.5 * eps / steps (Madry et al.'s rule). Another value appears in the
             metric name (``_step0.003``). Only for attacks that take it (``pgd``, ``native_pgd``).
@@ -73,7 +75,7 @@ class AttackSpec:
 
     name: AttackName = "pgd"
     norm: Norm = "Linf"
-    eps: ClosedUnitInterval = 8 / 255
+    eps: Eps = Eps("8/255")
     steps: PositiveInt = _DEFAULT_STEPS
     step_size: NonNegativeFloat | None = None
     restarts: PositiveInt = 1
@@ -85,8 +87,8 @@ class AttackSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", str(self.name))  # a plain str in checkpoints (weights_only loading)
-        if not 0 <= self.eps <= 1:
-            raise ValueError(f"AttackSpec.eps must be in [0, 1] (pixel units); got {self.eps}")
+        object.__setattr__(self, "eps", Eps(self.eps))
+        check_eps(self.eps, self.norm, where="AttackSpec.eps")  # Linf: [0, 1]; L2's sqrt(d) when the data is known
         entry = self.registered
         name = self.attack_name
         if self.norm not in entry.norms:
@@ -161,7 +163,8 @@ class AttackSpec:
     def metric_name(self) -> str:
         """E.g. ``pgd50_linf_0.2``, ``autoattack_linf_0.03137``, ``apgd_t100x2_l2_0.5``,
         ``native_pgd20_margin_linf_0.2``, ``square5000_linf_0.2``, ``native_pgd20_margin_eot8_linf_0.5``,
-        ``pgd50_bf16_linf_0.2``, ``pgd20_step0.003_linf_0.03137`` (a step size other than 2.5 * eps / steps),
+        ``pgd50_bf16_linf_0.2``, ``autoattack_linf_8/255`` (a radius written as a fraction keeps it),
+        ``pgd20_step0.003_linf_0.03137`` (a step size other than 2.5 * eps / steps),
         ``native_pgd1_step0.3795_norandstart_margin_linf_0.3795`` (no random start). Every setting that differs
         from the attack's default is in the name, so two numbers with one name were computed the same way."""
         entry = self.registered
@@ -179,4 +182,4 @@ class AttackSpec:
             budget += f"_eot{self.eot_samples}"
         if self.precision != "fp32":
             budget += f"_{self.precision}"
-        return f"{self.attack_name}{budget}_{self.norm.lower()}_{self.eps:.4g}"
+        return f"{self.attack_name}{budget}_{self.norm.lower()}_{Eps(self.eps).label}"

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
+from robustlit.attacks.eps import Eps, check_eps
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -30,8 +32,10 @@ class ThreatModel:
 
     Args:
         norm: ``Linf`` or ``L2``.
-        eps: radius ε ≥ 0 in pixel units; for ``Linf`` on a bounded domain at most its width
-            (1 for [0, 1] images: a larger radius is almost always a 0-255 value by mistake).
+        eps: radius ε ≥ 0 in pixel units, a number or a fraction (``8/255``, :class:`~robustlit.attacks.eps.Eps`);
+            for ``Linf`` on a bounded domain at most its width (1 for [0, 1] images: a larger radius is
+            almost always a 0-255 value by mistake); for ``L2`` at most the domain's diameter sqrt(d) * width,
+            checked on the first batch (:func:`~robustlit.attacks.eps.check_eps`).
         step_size: PGD step a ≥ 0.
         steps: number of PGD iterations K ≥ 1.
         random_start: ``uniform``, ``gaussian`` or ``none``.
@@ -39,7 +43,7 @@ class ThreatModel:
     """
 
     norm: Norm = "Linf"
-    eps: float = 8 / 255
+    eps: Eps = Eps("8/255")
     step_size: float = 2 / 255
     steps: int = 10
     random_start: RandomStart = "uniform"
@@ -55,11 +59,11 @@ class ThreatModel:
             if not low < high:
                 raise ValueError(f"bounds must be (low, high) with low < high; got {self.bounds}")
             object.__setattr__(self, "bounds", (low, high))
-        if not self.eps >= 0:
+        eps = Eps(self.eps) if isinstance(self.eps, str) else self.eps  # "8/255"
+        if not eps >= 0:
             raise ValueError(f"eps must be >= 0; got {self.eps}")
-        if self.norm == "Linf" and self.bounds is not None and self.eps > self.bounds[1] - self.bounds[0]:
-            width = self.bounds[1] - self.bounds[0]
-            raise ValueError(f"eps must be in [0, {width:g}] (pixel units, like the inputs); got {self.eps}")
+        object.__setattr__(self, "eps", Eps(eps))
+        check_eps(self.eps, self.norm, self.bounds)
         if not self.step_size >= 0:
             raise ValueError(f"step_size must be >= 0; got {self.step_size}")
         if int(self.steps) != self.steps or self.steps < 1:
@@ -76,6 +80,8 @@ class ThreatModel:
         """
         from robustlit.attacks.pgd import pgd_attack  # pgd imports this module's Norm
 
+        if self.norm == "L2":  # the L2 radius's range depends on the input size (sqrt(d) * width)
+            check_eps(self.eps, self.norm, self.bounds, tuple(x.shape[1:]))
         return pgd_attack(
             model,
             x,

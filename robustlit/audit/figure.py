@@ -8,12 +8,16 @@ from matplotlib.figure import Figure
 
 
 def robustness_curve_figure(
-    curves: Sequence[Mapping[str, object]] | Mapping[str, Mapping[str, object]], title: str | None = None
+    curves: Sequence[Mapping[str, object]] | Mapping[str, Mapping[str, object]],
+    title: str | None = None,
+    headline: Mapping[str, object] | None = None,
 ) -> Figure:
     """One line per curve (dicts from :func:`robustness_curve` / :func:`certified_accuracy_curve`).
 
     ``curves`` is a list (labelled by each curve's ``name``) or a mapping label -> curve; certified
-    curves (``kind == "certified"``) are drawn as step functions. Built on
+    curves (``kind == "certified"``) are drawn as step functions. ``headline`` (``eps``, ``accuracy``,
+    ``label``), e.g. standard AutoAttack's number at its radius, is marked with a star: the curve's
+    attacks are cheaper, so the headline point may lie below them. Built on
     ``matplotlib.figure.Figure`` directly (no pyplot state, any backend); save it with ``fig.savefig``.
     """
     items = (
@@ -36,6 +40,16 @@ def robustness_curve_figure(
             markersize=3,
             drawstyle="steps-post" if curve.get("kind") == "certified" else "default",
             label=label,
+        )
+    if headline is not None:
+        ax.plot(
+            [float(headline["eps"])],  # type: ignore[arg-type]
+            [float(headline["accuracy"])],  # type: ignore[arg-type]
+            marker="*",
+            markersize=12,
+            color="crimson",
+            linestyle="none",
+            label=str(headline.get("label", "headline")),
         )
     norm = norms.pop() if len(norms) == 1 else "mixed norms"
     ax.set_xlabel(f"radius eps ({norm})")

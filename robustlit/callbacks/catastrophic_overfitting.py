@@ -34,6 +34,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
+from robustlit.attacks.eps import Eps, check_eps
 from robustlit.attacks.eval_mode import attack_mode
 from robustlit.attacks.registry import build_attack
 from robustlit.attacks.spec import AttackSpec
@@ -46,7 +47,8 @@ class CatastrophicOverfittingGuard(Callback):
     """Detect catastrophic overfitting with an attack that gradient masking does not fool, and act on it.
 
     Args:
-        eps: radius of the check (pixel units); default: the method's training ``eps`` (``threat_model.eps``).
+        eps: radius of the check (Linf, pixel units, in [0, 1]; a number or a fraction such as ``8/255``); default:
+            the method's training ``eps`` (``threat_model.eps``).
         num_examples: size of the fixed held-out set (the first validation examples).
         pgd_steps: steps of the margin-loss PGD (step 2.5 eps / steps, uniform random start).
         pgd_restarts: its restarts.
@@ -65,7 +67,7 @@ class CatastrophicOverfittingGuard(Callback):
 
     def __init__(
         self,
-        eps: ClosedUnitInterval | None = None,
+        eps: Eps | None = None,
         num_examples: PositiveInt = 256,
         pgd_steps: PositiveInt = 20,
         pgd_restarts: PositiveInt = 1,
@@ -77,9 +79,12 @@ class CatastrophicOverfittingGuard(Callback):
         every_n_epochs: PositiveInt = 1,
         seed: int = 0,
     ) -> None:
+        if eps is not None:
+            check_eps(Eps(eps), "Linf", where="CatastrophicOverfittingGuard.eps")
         if action not in ("restore", "stop", "warn"):
             raise ValueError(f"action must be restore, stop or warn; got {action!r}")
-        self.eps, self.num_examples, self.pgd_steps, self.pgd_restarts = eps, num_examples, pgd_steps, pgd_restarts
+        self.eps = Eps(eps) if eps is not None else None
+        self.num_examples, self.pgd_steps, self.pgd_restarts = num_examples, pgd_steps, pgd_restarts
         self.square_queries, self.drop, self.gap, self.action = square_queries, drop, gap, action
         self.gap_patience = gap_patience
         self.every_n_epochs, self.seed = every_n_epochs, seed
@@ -109,11 +114,11 @@ class CatastrophicOverfittingGuard(Callback):
 
     def _eps(self, pl_module: pl.LightningModule) -> float:
         if self.eps is not None:
-            return float(self.eps)
+            return self.eps
         threat_model = getattr(pl_module, "threat_model", None)
         if threat_model is None:
             raise ValueError("CatastrophicOverfittingGuard: set eps (this method has no training threat model)")
-        return float(threat_model.eps)
+        return Eps(threat_model.eps)
 
     def measure(self, pl_module: pl.LightningModule, x: Tensor, y: Tensor) -> dict[str, float]:
         """Clean, training-attack and worst-case (margin PGD, then Square) accuracies on ``(x, y)``."""

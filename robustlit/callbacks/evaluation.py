@@ -19,6 +19,7 @@ A concrete evaluation implements only what is its own:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
@@ -47,6 +48,8 @@ Stage = Literal["validate", "test"]
 #: strides of the per-batch seed ``seed + BATCH_SEED_STRIDE * batch_id + PART_SEED_STRIDE * part``
 BATCH_SEED_STRIDE, PART_SEED_STRIDE = 100_003, 7919
 BatchFn = Callable[[Tensor, Tensor, int], dict[str, Tensor]]
+#: the longest cache tag kept as written in a cache folder's name; a longer one is shortened and hashed
+_LONGEST_TAG = 160
 
 
 def dataset_of(loaders: object) -> Dataset:
@@ -121,10 +124,11 @@ class Progress:
             self.rich.update(self.task, advance=examples)
             return
         now = time.monotonic()
-        if now - self.last >= self.interval and distributed.world()[0] == 0:
+        eta = self.eta()
+        informative = eta is None or eta >= self.interval  # "about 0 s left" only lengthens a log
+        if now - self.last >= self.interval and informative and distributed.world()[0] == 0:
             self.last = now
             share = "" if self.mine == self.total else f" (this rank's share of {self.total})"
-            eta = self.eta()
             left = f", about {format_seconds(eta)} left" if eta is not None else ""
             print(
                 f"{self.name}: {self.done}/{self.mine} examples{share}, {format_seconds(now - self.start)}{left}",
@@ -376,6 +380,10 @@ class EvaluationCallback(Callback):
     def _cache_root(self, model: nn.Module | None, n: int, tag: str) -> Path | None:
         if self.cache_dir is None or model is None:
             return None
+        # a radius written as a fraction (8/255) names an attack with a slash: not a folder separator here
+        tag = tag.replace("/", "over")
+        if len(tag) > _LONGEST_TAG:  # many attacks, each named with its settings: a folder name has 255 bytes at most
+            tag = f"{tag[: _LONGEST_TAG - 13]}-{hashlib.sha256(tag.encode()).hexdigest()[:12]}"
         leaf = f"n{n}-bs{self.batch_size}-seed{self.seed}" + (f"-{tag}" if tag else "")
         return self.cache_dir / type(self).__name__ / f"model-{model_fingerprint(model)}" / leaf
 

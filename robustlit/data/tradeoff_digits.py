@@ -1,12 +1,13 @@
 """The 8x8 digits with a controllable robustness-accuracy trade-off (image counterpart of Tsipras et al. 2019).
 
-Robust features: the digits' strokes, degraded (downsampled, blurred, noised, occluded; seeded) so that
-shape alone supports a chosen clean accuracy. Non-robust features (Ilyas et al. 2019, "Adversarial
-Examples Are Not Bugs, They Are Features"): a faint fixed random +-``amplitude`` pattern per class,
-added to every image, showing the true class with probability ``agreement`` (else a random other
-class). A standard model reads the pattern and becomes nearly perfect; an Linf attacker with
-``eps >= 2 * amplitude`` can replace it by another class's pattern, and one with ``eps >= amplitude``
-can erase it, so a robust model must rely on the degraded shape. See docs/tradeoff.md.
+Robust features: the digits' strokes, each image at its own random contrast (faint digits are the uncertain,
+non-robust ones: what a mixed classifier needs, docs/tradeoff.md) and optionally degraded (downsampled, blurred,
+noised, occluded; seeded) so that shape alone supports a chosen clean accuracy. Non-robust features (Ilyas et al.
+2019, "Adversarial Examples Are Not Bugs, They Are Features"): a faint fixed random +-``amplitude`` pattern per
+class, added to every image, showing the true class with probability ``agreement`` (else a random other class).
+A standard model reads the pattern and becomes nearly perfect; an Linf attacker with ``eps >= 2 * amplitude``
+can replace it by another class's pattern, and one with ``eps >= amplitude`` can erase it, so a robust model
+must rely on the shape. See docs/tradeoff.md.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def degrade_digits(
 class TradeoffDigitsDataModule(DigitsDataModule):
     """Digits with degraded strokes (robust, weak) plus a class pattern (non-robust, strong); docs/tradeoff.md.
 
-    ``x = clip(amplitude + (1 - 2 amplitude) * degrade(digit) + amplitude * P_c, 0, 1)`` where ``P_c`` is the
+    ``x = clip(amplitude + (1 - 2 amplitude) * degrade(k * digit) + amplitude * P_c, 0, 1)`` with a per-image
+    contrast ``k ~ U(contrast)``, where ``P_c`` is the
     fixed +-1 pattern of class ``c`` (``c = y`` with probability ``agreement``, else a uniformly drawn other
     class). The affine rescaling keeps the pattern from being clipped. Same fixed splits, batch sizes and
     epoch-seeded training order as :class:`DigitsDataModule`; the degradation and the pattern draws are
@@ -80,6 +82,8 @@ class TradeoffDigitsDataModule(DigitsDataModule):
         blur_sigma: Gaussian blur of the strokes, in pixels (0: none).
         noise_std: std of the additive pixel noise.
         occlusion: side of one random zeroed square per image (0: none).
+        contrast: range (low, high) of the per-image stroke contrast: each digit is multiplied by a factor drawn
+            uniformly from it before the degradation ((1, 1): full contrast, the first version's setting).
         amplitude: pattern amplitude a (an Linf attack with eps >= 2a swaps the pattern).
         agreement: probability q that the pattern shows the true class (default 1: the pattern alone
             predicts the label, so a model that reads it can be nearly perfect; q < 1 caps a pure pattern
@@ -100,10 +104,11 @@ class TradeoffDigitsDataModule(DigitsDataModule):
         val_fraction: float = 0.15,
         test_fraction: float = 0.15,
         split_seed: int = 0,
-        downsample: PositiveInt = 2,
+        downsample: PositiveInt = 1,
         blur_sigma: NonNegativeFloat = 0.0,
         noise_std: NonNegativeFloat = 0.08,
         occlusion: NonNegativeInt = 0,
+        contrast: tuple[ClosedUnitInterval, ClosedUnitInterval] = (0.05, 1.0),
         amplitude: NonNegativeFloat = 0.05,
         agreement: ClosedUnitInterval = 1.0,
         data_seed: int = 0,
@@ -113,15 +118,24 @@ class TradeoffDigitsDataModule(DigitsDataModule):
             raise ValueError(f"TradeoffDigitsDataModule.amplitude must lie in [0, 0.5); got {amplitude}")
         if not 0.0 <= agreement <= 1.0:
             raise ValueError(f"TradeoffDigitsDataModule.agreement must lie in [0, 1]; got {agreement}")
+        if not 0.0 <= contrast[0] <= contrast[1] <= 1.0:
+            raise ValueError(
+                f"TradeoffDigitsDataModule.contrast must be (low, high) with 0 <= low <= high <= 1; got {contrast}"
+            )
         if occlusion >= 8:
             raise ValueError(f"TradeoffDigitsDataModule.occlusion must be < 8 (image side); got {occlusion}")
         self.downsample, self.blur_sigma, self.noise_std, self.occlusion = downsample, blur_sigma, noise_std, occlusion
         self.amplitude, self.agreement, self.data_seed = amplitude, agreement, data_seed
+        self.contrast = (float(contrast[0]), float(contrast[1]))
 
     def transform(self, x: Tensor, y: Tensor, split: int) -> tuple[Tensor, Tensor]:
         """The benchmark's images for clean digits ``x`` (N, 1, 8, 8) with labels ``y``; ``split`` picks the
         random stream (0 train, 1 val, 2 test). Returns ``(images, pattern_class)``."""
         generator = torch.Generator().manual_seed(self.data_seed * 1000 + 17 + split)
+        low, high = self.contrast
+        if (low, high) != (1.0, 1.0):  # own stream: the full-contrast setting keeps its images bit for bit
+            draws = torch.Generator().manual_seed(self.data_seed * 1000 + 517 + split)
+            x = x * (low + (high - low) * torch.rand(len(y), generator=draws)).view(-1, *([1] * (x.dim() - 1)))
         strokes = degrade_digits(x, generator, self.downsample, self.blur_sigma, self.noise_std, self.occlusion)
         agree = torch.rand(len(y), generator=generator) < self.agreement
         other = (y + torch.randint(1, self.num_classes, (len(y),), generator=generator)) % self.num_classes

@@ -25,6 +25,7 @@ from torch import nn
 
 from robustlit.interop.source import build_architecture
 from robustlit.models.normalize import Normalize
+from robustlit.utils.file_mode import with_user_umask
 from robustlit.utils.integrity import CheckpointError, weights_checksum
 
 CARD_FORMAT = "robustlit-classifier"
@@ -61,6 +62,7 @@ def write_export(classifier: nn.Module, card: dict[str, Any], outdir: str | Path
     card["weights_sha256"] = weights_checksum(tensors)
     loading = {key: card[key] for key in _LOADING_FIELDS}
     save_file(tensors, str(outdir / WEIGHTS_FILE), metadata={METADATA_KEY: json.dumps(loading)})
+    with_user_umask(outdir / WEIGHTS_FILE)  # safetensors creates its file with mode 0600
     (outdir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     return outdir
 

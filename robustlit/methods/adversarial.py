@@ -14,9 +14,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, PositiveInt
+from jsonargparse.typing import NonNegativeFloat, PositiveInt
 from torch import Tensor
 
+from robustlit.attacks.eps import EIGHT_OVER_255, Eps
 from robustlit.attacks.pgd import LossFn
 from robustlit.attacks.threat_model import Norm, RandomStart, ThreatModel
 from robustlit.losses.instance_weights import InstanceWeighting, LossTerms, counting_objective
@@ -33,7 +34,8 @@ class AdversarialTraining(RobustClassifier):
     fraction), plus the strategy's own values; :attr:`last_weights` keeps the last batch's p.
 
     Args:
-        eps: radius of the training threat model, in [0, 1] pixel units.
+        eps: radius of the training threat model in pixel units, a number or a fraction (``8/255``); ``Linf``:
+            at most 1, ``L2``: at most sqrt(d) for inputs of d values in [0, 1] (docs/evaluation.md).
         step_size: PGD step size ``a``.
         steps: PGD iterations ``K``.
         norm: ``Linf`` or ``L2``.
@@ -50,7 +52,7 @@ class AdversarialTraining(RobustClassifier):
 
     def __init__(
         self,
-        eps: ClosedUnitInterval = 8 / 255,
+        eps: Eps = EIGHT_OVER_255,
         step_size: NonNegativeFloat = 2 / 255,
         steps: PositiveInt = 10,
         norm: Norm = "Linf",
@@ -117,7 +119,22 @@ class AdversarialTraining(RobustClassifier):
         robust_weights = weights if getattr(self.weighting, "weights_robust_term", True) else ones
         if self.weighting is not None:
             self.log_weight_statistics(weights, len(y))
-        return (natural_weights * terms.natural + robust_weights * terms.robust).mean()
+        natural, robust = natural_weights * terms.natural, robust_weights * terms.robust
+        self.log_training_terms(natural, robust, terms)
+        return (natural + robust).mean()
+
+    def log_training_terms(self, natural: Tensor, robust: Tensor, terms: LossTerms) -> None:
+        """Log each (weighted) loss term, ``train/loss/natural`` and ``train/loss/robust``, and the clean and
+        adversarial training accuracy of the logits the objective computed (``train/acc/clean``,
+        ``train/acc/adversarial``); nothing is recomputed."""
+        if self._trainer is None or not self.training:
+            return
+        size = len(terms.y)
+        self.log("train/loss/natural", natural.detach().mean(), on_step=False, on_epoch=True, batch_size=size)
+        self.log("train/loss/robust", robust.detach().mean(), on_step=False, on_epoch=True, batch_size=size)
+        if terms.logits_clean is not None:
+            self.log_training_accuracy("clean", terms.logits_clean, terms.y)
+        self.log_training_accuracy("adversarial", terms.logits_adv, terms.y)
 
     def log_weight_statistics(self, weights: Tensor, batch_size: int) -> None:
         """Log the normalised weights' sum (= 1), max, min, effective-sample-size fraction, and the

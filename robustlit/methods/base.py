@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -95,7 +96,11 @@ class RobustClassifier(pl.LightningModule):
         compile_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        with warnings.catch_warnings():
+            # the backbone is kept in the hyperparameters on purpose (its class path and init args rebuild it:
+            # robustlit.load_module, robustlit.export); Lightning's advice to drop it would break both
+            warnings.filterwarnings("ignore", message=r"Attribute 'backbone' is an instance of `nn.Module`")
+            self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
         self.num_classes = num_classes
         self.bounds = tuple(bounds) if bounds is not None else None
         self.classifier = nn.Sequential(Normalize(mean, std), backbone)
@@ -144,7 +149,17 @@ class RobustClassifier(pl.LightningModule):
     # ---- training ---------------------------------------------------------------------------------
     def per_example_loss(self, x: Tensor, y: Tensor) -> Tensor:
         """Per-example training loss (N,). The default is plain cross-entropy (ERM)."""
-        return F.cross_entropy(self(x), y, reduction="none")
+        logits = self(x)
+        self.log_training_accuracy("clean", logits, y)
+        return F.cross_entropy(logits, y, reduction="none")
+
+    def log_training_accuracy(self, name: str, logits: Tensor, y: Tensor) -> None:
+        """Log ``train/acc/<name>``, the accuracy of training logits already computed for the loss (no extra
+        forward pass), averaged over the epoch and shown in the progress line."""
+        if self._trainer is None or not self.training:
+            return
+        accuracy = (logits.detach().argmax(dim=1) == y).float().mean()
+        self.log(f"train/acc/{name}", accuracy, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
 
     def training_loss(self, x: Tensor, y: Tensor) -> Tensor:
         """Scalar loss minimised by the optimizer; the mean of :meth:`per_example_loss` by default."""

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from robustlit.interop.source import InputNormalization, ModelSource, build_model
 from robustlit.methods.base import RobustClassifier
+from robustlit.utils.errors import FieldError, one_line
 
 NormalizationSpec = Literal["inside", "data"] | InputNormalization
 
@@ -72,7 +73,13 @@ class PretrainedClassifier(RobustClassifier):
         bounds: tuple[float, float] | None = (0.0, 1.0),
     ) -> None:
         norm_mean, norm_std = resolve_normalization(source, normalization, mean, std)
-        super().__init__(build_model(source), num_classes=num_classes, mean=norm_mean, std=norm_std, bounds=bounds)
+        try:
+            model = build_model(source)
+        except (OSError, RuntimeError) as error:  # a missing, unreadable or mismatching weights file
+            raise FieldError("source.path", one_line(error)) from error
+        except (ImportError, TypeError, ValueError) as error:  # the architecture cannot be built
+            raise FieldError("source", one_line(error)) from error
+        super().__init__(model, num_classes=num_classes, mean=norm_mean, std=norm_std, bounds=bounds)
         self.source = source
         self._checked_output = False
 

@@ -8,9 +8,10 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat
+from jsonargparse.typing import NonNegativeFloat
 from torch import Tensor
 
+from robustlit.attacks.eps import EIGHT_OVER_255, Eps
 from robustlit.attacks.pgd import LossFn
 from robustlit.attacks.single_step import single_step_example
 from robustlit.losses.instance_weights import LossTerms, counting_objective
@@ -45,7 +46,7 @@ class FastAdversarialTraining(AdversarialTraining):
     reweights the single-step examples as it does PGD-AT's; GAIRAT's kappa counts the one attack step.
 
     Args:
-        eps: radius of the training threat model (pixel units).
+        eps: radius of the training threat model (Linf, pixel units, in [0, 1]), a number or a fraction (``8/255``).
         variant: ``fgsm_rs``, ``n_fgsm`` or ``fgsm``.
         step_size: a; default: the variant's (1.25 eps, eps, eps).
         noise_scale: k, the start noise in units of eps; default: the variant's (1, 2, 0).
@@ -60,7 +61,7 @@ class FastAdversarialTraining(AdversarialTraining):
 
     def __init__(
         self,
-        eps: ClosedUnitInterval = 8 / 255,
+        eps: Eps = EIGHT_OVER_255,
         variant: Variant = "fgsm_rs",
         step_size: NonNegativeFloat | None = None,
         noise_scale: NonNegativeFloat | None = None,
@@ -72,6 +73,7 @@ class FastAdversarialTraining(AdversarialTraining):
             raise ValueError(f"variant must be one of {sorted(VARIANT_DEFAULTS)}; got {variant!r}")
         if kwargs.get("norm", "Linf") != "Linf":
             raise ValueError("FastAdversarialTraining implements the Linf single-step attacks only (norm: Linf)")
+        eps = Eps(eps)  # "8/255" from Python too
         step_factor, noise_factor, clip, clip_first = VARIANT_DEFAULTS[variant]
         self.variant = variant
         self.noise_scale = noise_factor if noise_scale is None else float(noise_scale)

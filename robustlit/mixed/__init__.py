@@ -7,10 +7,12 @@ Pure torch (no Lightning): ``mixing_rule`` (the mixture's log-probabilities), ``
 ``mixing_network``, ``classifier`` (:class:`MixedClassifier`), ``loss`` (mixing-network objective),
 ``adaptive_attack`` and ``apgd`` (evaluation attacks through alpha), ``training_attack`` (randomised
 training attack), ``radius`` and ``certificates`` (certified radii), ``mixednuts`` and
-``mixednuts_classifier`` (training-free nonlinear mixing). Lightning: ``module``
-(:class:`MixedClassifierModule`), ``mixednuts_module`` (:class:`MixedNUTSModule`) and ``bases``
-(loading the base models); they are imported on first access of their names here, so importing a pure file of this
-package imports no Lightning.
+``mixednuts_classifier`` (training-free nonlinear mixing), ``confidence`` and ``confidence_figure`` (the
+confidence report of a robust model: will mixing pay off, at which alpha). Lightning: ``module``
+(:class:`MixedClassifierModule`), ``mixednuts_module`` (:class:`MixedNUTSModule`), ``confidence_evaluation``
+(:class:`ConfidenceReport`, the report as an evaluation callback) and ``bases`` (loading the base
+models); they are imported on first access of their names here, so importing a pure file of this package
+imports no Lightning.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from robustlit.mixed.certificates import (
     certify_smoothed_robust_branch,
 )
 from robustlit.mixed.classifier import MixedClassifier
+from robustlit.mixed.confidence import confidence_report, predicted_curve, worst_case_margins
+from robustlit.mixed.confidence_figure import confidence_figure, confidence_table
 from robustlit.mixed.feature_tap import FeatureTap
 from robustlit.mixed.loss import mixing_bce_loss, mixing_network_loss
 from robustlit.mixed.mixednuts import (
@@ -44,6 +48,7 @@ from robustlit.mixed.training_attack import randomized_mixture_attack
 _LIGHTNING_NAMES = {
     "MixedClassifierModule": "robustlit.mixed.module",
     "MixedNUTSModule": "robustlit.mixed.mixednuts_module",
+    "ConfidenceReport": "robustlit.mixed.confidence_evaluation",
     "MIXED_DIGITS_COMMAND": "robustlit.mixed.bases",
     "load_base_model": "robustlit.mixed.bases",
 }
@@ -63,6 +68,7 @@ __all__ = [
     "SMOOTHED_BRANCH_CERTIFIES",
     "SMOOTHED_BRANCH_METRIC",
     "AlphaExposed",
+    "ConfidenceReport",
     "FeatureTap",
     "MixedClassifier",
     "MixedClassifierModule",
@@ -73,6 +79,9 @@ __all__ = [
     "adaptive_pgd_attack",
     "certify_mixture_lipschitz",
     "certify_smoothed_robust_branch",
+    "confidence_figure",
+    "confidence_report",
+    "confidence_table",
     "hard_max_log_probs",
     "lipschitz_mixture_radius",
     "load_base_model",
@@ -83,7 +92,9 @@ __all__ = [
     "mixture_apgd",
     "mixing_bce_loss",
     "mixing_network_loss",
+    "predicted_curve",
     "randomized_mixture_attack",
     "search_mixednuts_parameters",
     "smoothed_mixture_radius",
+    "worst_case_margins",
 ]

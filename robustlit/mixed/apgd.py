@@ -12,6 +12,8 @@ per example, a misclassifying iterate of any restart (docs/evaluation.md). Pure 
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -20,7 +22,7 @@ from robustlit.attacks.eval_mode import attack_mode
 from robustlit.attacks.threat_model import Norm
 from robustlit.mixed.adaptive_attack import GAMMA_CLAMP
 
-__all__ = ["apgd_checkpoints", "mixture_apgd", "mixture_attack_loss"]
+__all__ = ["apgd_checkpoints", "mixture_apgd", "mixture_attack_loss", "probability_margin"]
 
 _TINY = 1e-12
 
@@ -31,6 +33,17 @@ def apgd_checkpoints(steps: int) -> list[int]:
     while p[-1] < 1:
         p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
     return sorted({int(-(-q * steps // 1)) for q in p[1:] if q <= 1})
+
+
+def probability_margin(log_probs: Tensor, y: Tensor) -> Tensor:
+    """``p_y - max_{k != y} p_k`` (N,) of ``p = softmax(log_probs)``: positive iff the prediction is ``y``.
+
+    Bai et al. (2024), MixedNUTS, keep per example the attack iterate with the smallest such margin.
+    """
+    p = log_probs.softmax(dim=1)
+    p_y = p.gather(1, y[:, None]).squeeze(1)
+    others = p.scatter(1, y[:, None], -torch.inf)
+    return p_y - others.max(dim=1).values
 
 
 def _as_column(value: float | Tensor, n: int, like: Tensor) -> Tensor:
@@ -87,6 +100,7 @@ def mixture_apgd(
     momentum: float = 0.75,
     evaluation: bool = True,
     surrogate: bool = False,
+    keep: Literal["misclassified", "min_margin"] = "misclassified",
 ) -> Tensor:
     """APGD (Croce and Hein 2020) on ``mixture.forward_with_alpha``: maximise :func:`mixture_attack_loss`.
 
@@ -97,9 +111,16 @@ def mixture_apgd(
     accuracy never rises with steps or restarts; ``evaluation=False`` (training) returns the highest-loss
     iterate. ``surrogate=True`` takes gradients from ``mixture.forward_with_alpha(x, surrogate=True)`` (a
     differentiable stand-in for non-differentiable steps, e.g. MixedNUTS' hard max) while success is judged
-    on the exact forward. Runs under ``attack_mode`` (eval-mode modules, no parameter gradients); the caller
+    on the exact forward. ``keep="min_margin"`` (evaluation only) returns per example the iterate, of any
+    restart and the clean input included, with the smallest :func:`probability_margin` of the exact output
+    (the iterate MixedNUTS' calibration keeps, Bai et al. 2024); a misclassifying iterate has a negative
+    margin, so this too keeps every success. Runs under ``attack_mode`` (eval-mode modules, no parameter
+    gradients); the caller
     chooses the mixing network's head (``MixedClassifier.gamma_head``). Returns detached x_adv.
     """
+    if keep not in ("misclassified", "min_margin"):
+        raise ValueError(f"mixture_apgd keep must be 'misclassified' or 'min_margin'; got {keep!r}")
+    min_margin = evaluation and keep == "min_margin"
     n = x.shape[0]
     x = x.detach()
     eps_t = _as_column(eps, n, x).float()
@@ -128,6 +149,7 @@ def mixture_apgd(
     with attack_mode(mixture):
         with torch.no_grad():
             clean_log_probs = forward(x, False)[0]
+        best_margin = probability_margin(clean_log_probs, y)  # the clean input counts as an iterate
         rank = rank.clamp(1, clean_log_probs.shape[1] - 1)
         target = clean_log_probs.argsort(dim=1, descending=True).gather(1, rank[:, None]).squeeze(1)
 
@@ -140,9 +162,14 @@ def mixture_apgd(
             with torch.no_grad():
                 exact = forward(point, False)[0] if surrogate else log_probs
                 wrong = exact.argmax(dim=1) != y if evaluation else torch.zeros_like(fooled)
-                keep = (wrong & ~fooled) | ((wrong == fooled) & (loss > best_loss))
-                best.copy_(torch.where(keep.view(shape), point.detach(), best))
-                best_loss.copy_(torch.where(keep, loss.detach(), best_loss))
+                if min_margin:
+                    margin = probability_margin(exact, y)
+                    take = margin < best_margin
+                    best_margin.copy_(torch.minimum(margin, best_margin))
+                else:
+                    take = (wrong & ~fooled) | ((wrong == fooled) & (loss > best_loss))
+                best.copy_(torch.where(take.view(shape), point.detach(), best))
+                best_loss.copy_(torch.where(take, loss.detach(), best_loss))
                 fooled.logical_or_(wrong)
             return loss.detach(), grad
 
@@ -184,6 +211,6 @@ def mixture_apgd(
                     loss_at_checkpoint = torch.where(at, run_best_loss, loss_at_checkpoint)
                     improved = torch.where(at, torch.zeros_like(improved), improved)
                     last_checkpoint = k + 1
-            if evaluation and bool(fooled.all()):
+            if evaluation and not min_margin and bool(fooled.all()):
                 break
     return best.detach()

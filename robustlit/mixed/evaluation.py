@@ -106,6 +106,10 @@ class MixtureEvaluation(EvaluationCallback):
         certified_radii: radii at which certified accuracy is logged.
         print_table: print the rich table at the end of fit/validate/test (rank 0).
         num_workers: processes reading the evaluation batches (0: in the main process).
+        base_models: also attack g and h (False: the mixture alone, e.g. for a constant-alpha curve whose bases
+            were evaluated once).
+        per_example: keep, in the summary's ``per_example``, the dataset index and, per model and attack, whether
+            each example is robust (for per-example worst cases across evaluations and paired tests).
     """
 
     needs_gradients = True  # attacks, end to end through the mixing network
@@ -130,7 +134,10 @@ class MixtureEvaluation(EvaluationCallback):
         certified_radii: list[NonNegativeFloat] | None = None,
         print_table: bool = True,
         num_workers: NonNegativeInt = 0,
+        base_models: bool = True,
+        per_example: bool = False,
     ) -> None:
+        self.base_models, self.per_example = base_models, per_example
         self.attacks = (
             list(attacks)
             if attacks
@@ -187,6 +194,8 @@ class MixtureEvaluation(EvaluationCallback):
     ) -> dict:
         """Evaluate g, h and the mixture on the first ``num_examples`` of ``dataset`` (all ranks)."""
         models = {"standard": mixture.standard, "robust": mixture.robust, "mixture": mixture}
+        if not self.base_models:
+            models = {"mixture": mixture}
         attacks = {
             name: [build_attack(s, model, num_classes, bounds, self.batch_size) for s in self.attacks]
             for name, model in models.items()
@@ -204,20 +213,20 @@ class MixtureEvaluation(EvaluationCallback):
 
     def _robustness(self, models, attacks, x: Tensor, y: Tensor, batch_id: int, bounds) -> dict:  # noqa: ANN001
         out: dict = {}
-        k = 0
         for name, model in models.items():
             with torch.no_grad():
                 clean = model(x).argmax(dim=1) == y
             out[f"{name}/clean"] = clean.cpu()
-            for spec, attack in zip(self.attacks, attacks[name], strict=True):
-                with self.seeded(batch_id, k, x.device):
+            for i, (spec, attack) in enumerate(zip(self.attacks, attacks[name], strict=True)):
+                # the seed of each run does not depend on which models are evaluated (base_models)
+                with self.seeded(batch_id, MODELS.index(name) * len(self.attacks) + i, x.device):
                     x_adv = attack(x, y)
-                k += 1
                 with torch.no_grad():
                     out[f"{name}/{spec.metric_name}"] = (clean & (model(x_adv).argmax(dim=1) == y)).cpu()
                 if name == "mixture" and spec is self.attacks[0]:
                     out["alpha_attacked"] = models["mixture"].forward_with_alpha(x_adv)[1].detach().cpu()
         mixture = models["mixture"]
+        k = len(MODELS) * len(self.attacks)
         with torch.no_grad():
             out["alpha_clean"] = mixture.forward_with_alpha(x)[1].cpu()
         alphas = []
@@ -335,16 +344,26 @@ class MixtureEvaluation(EvaluationCallback):
             "alpha": "mixing network" if mixture.alpha is None else mixture.alpha,
             "models": {},
         }
-        for name in MODELS:
+        worst: dict[str, Tensor] = {}
+        for name in [m for m in MODELS if f"{m}/clean" in columns]:
             keys = [f"{name}/{s.metric_name}" for s in self.attacks]
             if name == "mixture":
                 keys += [f"mixture/adaptive_{name}" for name, _, _ in self.adaptive_attacks]
             robust = {key.split("/", 1)[1]: column(key) for key in keys}
+            worst[name] = torch.stack(list(robust.values())).all(dim=0)
             summary["models"][name] = {
                 "clean_acc": acc(column(f"{name}/clean")),
                 "robust_acc": {k: acc(v) for k, v in robust.items()},
-                "worst_robust_acc": acc(torch.stack(list(robust.values())).all(dim=0)),
+                "worst_robust_acc": acc(worst[name]),
             }
+        if self.per_example:
+            summary["per_example"] = {"index": column("index").tolist()} | {
+                key: column(key).int().tolist() for key in columns if key.split("/")[0] in MODELS
+            }
+        if "robust" in worst and bool(worst["robust"].any()):
+            # the keep fraction reached: of h's robust examples, the share the mixture keeps robust (MixedNUTS
+            # calibrates for keep_fraction of them)
+            summary["models"]["mixture"]["kept_of_robust_base"] = acc(worst["mixture"][worst["robust"]])
         summary["models"]["mixture"]["alpha_clean"] = column("alpha_clean").float().mean().item()
         summary["models"]["mixture"]["alpha_attacked"] = column("alpha_attacked").float().mean().item()
         if self.adaptive_attacks:
@@ -399,7 +418,7 @@ class MixtureEvaluation(EvaluationCallback):
             for attack, value in res["robust_acc"].items():
                 log[f"{prefix}/robust_acc/{attack}"] = value
             log[f"{prefix}/robust_acc/worst"] = res["worst_robust_acc"]
-            for key in ("alpha_clean", "alpha_attacked", "alpha_adaptive"):
+            for key in ("alpha_clean", "alpha_attacked", "alpha_adaptive", "kept_of_robust_base"):
                 if key in res:
                     log[f"{prefix}/{key}"] = res[key]
         for point in summary["sweep"]["points"]:

@@ -22,6 +22,7 @@ from robustlit.mixed.mixing_rule import mix_log_probs
 __all__ = [
     "GELU_ARGMIN",
     "HARD_MAX_LOG_FLOOR",
+    "MIN_CUTOFF",
     "hard_max_log_probs",
     "mixednuts_log_probs",
     "mixednuts_monotone_mask",
@@ -116,6 +117,11 @@ def _prob_margin(transformed: Tensor) -> Tensor:
     return top2[:, 0] - top2[:, 1]
 
 
+#: a grid point whose cutoff lies below this is refused: its transform has flattened h's probabilities (the margins
+#: underflow), and alpha = 1 / (1 + cutoff) would be h alone to one part in a million
+MIN_CUTOFF = 1e-6
+
+
 def search_mixednuts_parameters(
     rob_logits_attacked_correct: Tensor,
     rob_logits_clean_wrong: Tensor,
@@ -124,6 +130,7 @@ def search_mixednuts_parameters(
     p_grid: Sequence[float],
     keep_fraction: float = 0.985,
     k: int = 250,
+    min_cutoff: float = MIN_CUTOFF,
 ) -> dict[str, float]:
     """Grid search of (s, c, p) and alpha (Bai et al. 2024; ``calc_spca`` of the MixedNUTS code).
 
@@ -133,10 +140,14 @@ def search_mixednuts_parameters(
     mixture keeps about ``keep_fraction`` of h's robust accuracy; objective = fraction of the margins
     on set (b), clean examples h misclassifies, that are >= cutoff (mistakes where h would still
     override g). Returns the minimiser (first in s, c, p order among ties) as
-    ``{"s", "c", "p", "alpha", "objective", "cutoff"}`` with ``alpha = 1 / (1 + cutoff)``.
+    ``{"s", "c", "p", "alpha", "objective", "cutoff", "grid_points", "refused_predictions",
+    "refused_underflow"}`` with ``alpha = 1 / (1 + cutoff)``.
 
-    When the cutoff saturates at 1 the comparison uses ``1 - 1e-9`` instead, so saturated margins
-    on set (b) still count as overrides.
+    Degenerate grid points are refused: one whose transform changes h's predicted class on any row of either
+    set (GELU's decreasing branch, docs/mixed_classifier.md), and one whose cutoff is below ``min_cutoff``
+    (:data:`MIN_CUTOFF`: the transformed margins underflow, alpha would be about 1). If every point is refused
+    the search fails with the counts. When the cutoff saturates at 1 the comparison uses ``1 - 1e-9``
+    instead, so saturated margins on set (b) still count as overrides.
     """
     if not 0.0 < keep_fraction <= 1.0:
         raise ValueError(f"keep_fraction must lie in (0, 1], got {keep_fraction}")
@@ -144,13 +155,24 @@ def search_mixednuts_parameters(
         raise ValueError("the s, c and p grids must not be empty")
     if rob_logits_attacked_correct.shape[0] == 0 or rob_logits_clean_wrong.shape[0] == 0:
         raise ValueError("both logit sets must be non-empty")
+    sets = (rob_logits_attacked_correct, rob_logits_clean_wrong)
+    predictions = [z.argmax(dim=1) for z in sets]
     best: dict[str, float] | None = None
+    refused = {"refused_predictions": 0, "refused_underflow": 0}
     for s in s_grid:
         for c in c_grid:
             for p in p_grid:
-                margins_a = _prob_margin(_transform64(rob_logits_attacked_correct, s, c, p, k))
-                margins_b = _prob_margin(_transform64(rob_logits_clean_wrong, s, c, p, k))
+                transformed = [_transform64(z, s, c, p, k) for z in sets]
+                if any(
+                    not torch.equal(t.argmax(dim=1), pred) for t, pred in zip(transformed, predictions, strict=True)
+                ):
+                    refused["refused_predictions"] += 1
+                    continue
+                margins_a, margins_b = (_prob_margin(t) for t in transformed)
                 cutoff = torch.quantile(margins_a, 1.0 - keep_fraction).item()
+                if not cutoff >= min_cutoff:
+                    refused["refused_underflow"] += 1
+                    continue
                 objective = (margins_b >= min(cutoff, 1.0 - 1e-9)).double().mean().item()
                 if best is None or objective < best["objective"]:
                     best = {
@@ -161,5 +183,11 @@ def search_mixednuts_parameters(
                         "objective": objective,
                         "cutoff": cutoff,
                     }
-    assert best is not None
-    return best
+    total = len(s_grid) * len(c_grid) * len(p_grid)
+    if best is None:
+        raise ValueError(
+            f"MixedNUTS search: all {total} grid points were refused ({refused['refused_predictions']} change the "
+            f"robust model's predictions on the calibration sets, {refused['refused_underflow']} have a cutoff below "
+            f"{min_cutoff:g}); use larger c (keeps the top class on GELU's increasing branch) or larger s"
+        )
+    return best | {"grid_points": float(total), **{key: float(v) for key, v in refused.items()}}

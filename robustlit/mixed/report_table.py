@@ -26,7 +26,7 @@ def print_mixture_table(summary: dict, title: str, console: Console | None = Non
         f"mean alpha (clean / {attacks[0]} / adaptive)",
     ]:
         table.add_column(column, justify="right")
-    for name in ("standard", "robust", "mixture"):
+    for name in [m for m in ("standard", "robust", "mixture") if m in summary["models"]]:
         res = summary["models"][name]
         cells = [_pct(res["robust_acc"].get(a)) for a in attacks + adaptive]
         alpha = "-"

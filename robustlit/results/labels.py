@@ -8,6 +8,12 @@ from typing import Any
 _DATASETS = {"CIFAR10DataModule": "cifar10", "CIFAR100DataModule": "cifar100", "MNISTDataModule": "mnist"}
 
 
+def summary_labels(summary: dict[str, Any]) -> dict[str, str]:
+    """Labels an evaluation recorded in its own summary (``robustlit evaluate`` writes ``labels``: method,
+    architecture, dataset); they take precedence over those read from a run's config."""
+    return {k: str(v) for k, v in (summary.get("labels") or {}).items() if v}
+
+
 def _short(class_path: Any) -> str:
     return str(class_path or "").rpartition(".")[2]
 

@@ -1,6 +1,9 @@
 """Silence third-party output that says nothing about the user's run.
 
 - Lightning's advertisement for its cloud logger (``rank_zero_info`` "Tip: ... litlogger ...").
+- Lightning's note that the Trainer already has a model summary callback (the CLI's one-line summary for
+  log files is that callback), that no TPU is available, and "Restoring states from the checkpoint path"
+  (the next line, "Loaded model weights from ..." or "Restored all states from ...", names the file).
 - torch's ``LeafSpec`` FutureWarning, raised inside Lightning's own pytree helper on every
   optimizer step; nothing in a user's code or config can act on it.
 
@@ -12,7 +15,13 @@ from __future__ import annotations
 import logging
 import warnings
 
-_TIP_MARKERS = ("litlogger", "LitLogger")
+_TIP_MARKERS = (
+    "litlogger",
+    "LitLogger",
+    "Trainer already configured with model summary callbacks",
+    "TPU available: False",
+    "Restoring states from the checkpoint path",
+)
 
 
 class _DropAdvertisements(logging.Filter):

@@ -66,6 +66,28 @@ def test_cache_reuses_finished_batches(tmp_path: Path, monkeypatch) -> None:
     assert calls and len(list(tmp_path.rglob("batch*.pt"))) == 6
 
 
+def test_cache_folder_names_hold_fractions_and_many_attacks(tmp_path: Path) -> None:
+    """A radius written 8/255 is not a folder separator, and ten attacks named with their settings (step size,
+    no random start, loss) still give one folder name of at most 255 bytes, distinct for distinct attack lists."""
+    net = model()
+
+    def leaf(specs: list[AttackSpec]) -> Path:
+        callback = AdversarialEvaluation(specs, num_examples=None, batch_size=16, cache_dir=str(tmp_path))
+        return callback._cache_root(net, 45, "-".join(s.metric_name for s in specs))
+
+    fraction = leaf([AttackSpec(name="pgd", eps="8/255", steps=3)])
+    assert fraction.parent.parent.parent == tmp_path and fraction.name.endswith("pgd3_linf_8over255")
+    many = [
+        AttackSpec(name="native_pgd", eps="8/255", steps=k, step_size=0.001 * k, random_start=False, loss="margin")
+        for k in range(1, 11)
+    ]
+    names = {leaf(many).name, leaf(many[:-1] + [AttackSpec(name="native_pgd", eps="8/255", steps=11)]).name}
+    assert len(names) == 2 and all(len(name.encode()) <= 255 for name in names)
+    folder = leaf(many)
+    folder.mkdir(parents=True)  # the file system accepts it
+    assert folder.is_dir()
+
+
 def test_dataloader_workers_change_nothing() -> None:
     net, data = model(), dataset()
     options = dict(batch_size=8, shifts=["gaussian_noise"], severities=[3], seed=2, print_table=False)

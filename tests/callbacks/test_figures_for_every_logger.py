@@ -39,6 +39,6 @@ def test_csv_logger_gets_certification_calibration_and_per_class_figures(tmp_pat
         assert (run / f"{stem}.png").stat().st_size > 1000, stem
         assert json.loads((run / f"{stem}.json").read_text()), stem
     per_class = json.loads((run / "per_class_robust_acc_test.json").read_text())
-    assert len(per_class["ensemble"]) == 10
+    assert len(per_class["robust"]["ensemble"]) == 10 and sum(per_class["count"]) == 40
     # per-class numbers stay out of the logged metrics (and so out of Lightning's results table)
     assert not any("per_class" in key for key in trainer.callback_metrics)

@@ -22,6 +22,12 @@ def test_plain_lines_show_examples_done_and_the_time_left(capsys: pytest.Capture
     assert cached.done == 5 and cached.eta() is None
 
 
+def test_no_line_when_less_than_the_interval_is_left(capsys: pytest.CaptureFixture[str]) -> None:
+    progress = Progress("AdversarialEvaluation", mine=10, total=10, interval=1e-9)
+    progress.advance(10)  # done: "about 0 s left" would only lengthen a log file
+    assert capsys.readouterr().out == ""
+
+
 def test_a_rich_progress_gets_a_task_instead_of_lines(capsys: pytest.CaptureFixture[str]) -> None:
     rich = RichProgress()
     progress = Progress("Certification", mine=40, total=40, interval=0.0, rich=rich)

@@ -95,6 +95,7 @@ def test_every_evaluation_fragment_parses_and_instantiates(
 
         (tmp_path / "exports").mkdir()
         save_file(SmallCNN(width=32).state_dict(), str(tmp_path / "exports" / "digits-standard-backbone.safetensors"))
+        extra = ["--model.init_args.normalization", "data"]  # it must be stated: the fragment leaves it to the user
     if fragment.name == "ddp.yaml":  # GPUs named by the fragment; the rest of it is built on 2 CPU processes
         extra = ["--trainer.accelerator", "cpu", "--trainer.devices", "2"]
     cli = main(["--config", str(base), "--config", str(fragment), *extra], run=False)

@@ -31,7 +31,7 @@ def test_same_splits_and_labels_as_the_digits_inputs_in_unit_interval_and_seeded
 
 
 def test_pattern_is_added_unclipped_and_agrees_with_the_label_at_the_chosen_rate():
-    dm = TradeoffDigitsDataModule(downsample=1, noise_std=0.0, amplitude=0.05, agreement=0.8)
+    dm = TradeoffDigitsDataModule(downsample=1, noise_std=0.0, amplitude=0.05, agreement=0.8, contrast=(1.0, 1.0))
     (x, y), *_ = _splits(DigitsDataModule())
     images, shown = dm.transform(x, y, 0)
     patterns = class_patterns(10, (1, 8, 8), dm.data_seed)
@@ -72,3 +72,16 @@ def test_training_order_is_the_epoch_seeded_one_and_bad_arguments_are_refused():
     (x, y), *_ = _splits(DigitsDataModule())
     images, _ = occluded.transform(x, y, 0)
     assert ((images == 0).flatten(1).sum(dim=1) >= 9).all()  # a 3x3 zeroed square in every image
+
+
+def test_each_image_has_its_own_stroke_contrast_within_the_range():
+    (x, y), *_ = _splits(DigitsDataModule())
+    dm = TradeoffDigitsDataModule(noise_std=0.0, amplitude=0.0, contrast=(0.05, 1.0))
+    images, _ = dm.transform(x, y, 0)
+    # without noise and pattern the image is k * digit: the ratio of the brightest pixels is the contrast k
+    k = images.flatten(1).max(dim=1).values / x.flatten(1).max(dim=1).values
+    assert k.min() >= 0.05 - 1e-6 and k.max() <= 1.0 + 1e-6
+    assert k.min() < 0.1 and k.max() > 0.95 and k.std() > 0.2  # spread over the range
+    torch.testing.assert_close(images, k.view(-1, 1, 1, 1) * x)
+    with pytest.raises(ValueError, match="contrast"):
+        TradeoffDigitsDataModule(contrast=(0.5, 0.2))

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from undefended import held_out, undefended_small_cnn
 
 from robustlit.attacks.single_step import single_step_example
+from robustlit.callbacks import CatastrophicOverfittingGuard
 from robustlit.callbacks.cyclic_lr import triangular_factor
 from robustlit.methods import FastAdversarialTraining
 from robustlit.models import SmallCNN, WongMNISTNet
@@ -67,6 +68,16 @@ def test_fast_at_refuses_what_it_does_not_do() -> None:
     method = FastAdversarialTraining(eps=0.3, backbone=WongMNISTNet())
     assert method.threat_model.step_size == pytest.approx(0.375) and method.threat_model.steps == 1
     assert (method.noise_scale, method.clip_to_eps, method.clip_start) == (1.0, True, False)
+
+
+def test_fast_at_and_its_guard_take_radii_as_fractions() -> None:
+    """``eps: 8/255`` is exact (the FGSM-RS step is 1.25 * 8/255 to the last bit) and keeps its spelling; the guard's
+    own radius is held to the Linf range like every other radius (8, not 8/255, is refused)."""
+    method = FastAdversarialTraining(eps="8/255", backbone=SmallCNN(width=8))
+    assert str(method.threat_model.eps) == "8/255" and method.threat_model.step_size == 1.25 * (8 / 255)
+    assert str(CatastrophicOverfittingGuard(eps="8/255").eps) == "8/255"
+    with pytest.raises(ValueError, match=r"CatastrophicOverfittingGuard.eps: .*outside the Linf range"):
+        CatastrophicOverfittingGuard(eps=8)
 
 
 def test_triangular_schedule_is_the_authors_interpolation() -> None:

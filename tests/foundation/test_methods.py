@@ -78,7 +78,7 @@ def test_trades_gradient_flows_through_the_clean_branch_of_the_kl() -> None:
 
 
 def test_out_of_range_hyperparameters_are_refused() -> None:
-    with pytest.raises(ValueError, match=r"eps must be in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"outside the Linf range \[0, 1\]"):
         PGDAT(backbone=SmallCNN(), eps=2.0)
 
 

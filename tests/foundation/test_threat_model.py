@@ -18,7 +18,7 @@ from robustlit.models import SmallCNN
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"eps": 2.0}, r"eps must be in \[0, 1\]"),
+        ({"eps": 2.0}, r"outside the Linf range \[0, 1\]"),
         ({"eps": -0.1}, "eps must be >= 0"),
         ({"step_size": -1.0}, "step_size"),
         ({"steps": 0}, "steps"),

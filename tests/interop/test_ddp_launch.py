@@ -37,6 +37,7 @@ def _run(trained_run: TrainedRun, devices: int) -> dict:
     args = ["--config", str(PRETRAINED_CONFIG), "--config", str(DDP_CONFIG), "--config", str(path)]
     args += ["--trainer.accelerator", "cpu", "--trainer.devices", str(devices)]
     args += ["--model.init_args.source.path", str(trained_run.backbone_safetensors)]
+    args += ["--model.init_args.normalization", "data"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
     done = subprocess.run(
         [sys.executable, "-m", "robustlit", "test", *args],

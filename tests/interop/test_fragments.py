@@ -39,6 +39,7 @@ def test_fragment_runs_on_a_pretrained_classifier(
 ) -> None:
     path = _shrunk_fragment(fragment, trained_run.root)
     source = ["--model.init_args.source.path", str(trained_run.backbone_safetensors)]
+    source += ["--model.init_args.normalization", "data"]
     cli = main(["test", "--config", str(PRETRAINED_CONFIG), "--config", str(path), *source])
     summary = json.loads((Path(cli.trainer.log_dir) / written).read_text())
     assert summary, written

@@ -12,7 +12,7 @@ import pytest
 from interop_helpers import PGD, PGD_METRIC, REPO, CheckpointEvaluation, TrainedRun, eval_fragment
 
 from robustlit.cli import main
-from robustlit.results import format_eps, leaderboard_markdown, robustbench_model_info
+from robustlit.results import ROBUSTBENCH_KEYS, format_eps, leaderboard_markdown, robustbench_model_info
 from robustlit.results.robustbench_format import percent
 
 AUTOATTACK = {"name": "autoattack", "norm": "Linf", "eps": 0.2}
@@ -32,6 +32,7 @@ LOADER_FIELDS = {
     "link", "name", "authors", "additional_data", "number_forward_passes", "dataset", "venue", "architecture",
     "eps", "clean_acc", "reported", "autoattack_acc", "footnote",
 }  # fmt: skip
+TITLE = "Standard training on the 8x8 digits"
 
 
 @pytest.fixture(scope="module")
@@ -49,26 +50,35 @@ def test_eps_and_accuracies_are_written_as_robustbench_writes_them() -> None:
     assert format_eps(0.031, "Linf") == "0.031"  # not a multiple of 1/255: as Zhang2019Theoretically.json
     assert format_eps(0.5, "L2") == "0.5" and format_eps(0.2, "Linf") == "0.2"  # not "51/255"
     assert format_eps(0.03137, "Linf") == "0.03137"  # close to, but not, 8/255
-    assert percent(0.53084) == "53.08" and percent(1.0) == "100.0"
+    assert format_eps(8 / 255, "Linf", "8/255") == "8/255" and format_eps(0.5, "L2", "1/2") == "1/2"  # as written
+    assert percent(0.53084) == "53.08" and percent(1.0) == "100.00" and percent(0.25) == "25.00"
 
 
 def test_robustbench_file_has_every_field_the_loader_reads(autoattack_run: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    out = tmp_path / "model_info" / "digits" / "Linf" / "Standard2026Digits.json"
-    command = [sys.executable, "-m", "robustlit.results", "robustbench", str(autoattack_run), "--out", str(out)]
+    out_dir = tmp_path / "model_info" / "digits" / "Linf"
+    command = [sys.executable, "-m", "robustlit.results", "robustbench", str(autoattack_run), "--out-dir", str(out_dir)]
     done = subprocess.run(
-        [*command, "--name", "Standard2026Digits", "--footnote", "8x8 digits"], env=env, capture_output=True,
-        text=True, timeout=300,
+        [*command, "--model-id", "Standard2026Digits", "--name", TITLE, "--footnote", "8x8 digits"], env=env,
+        capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
+    out = out_dir / "Standard2026Digits.json"
     info = json.loads(out.read_text())
-    assert LOADER_FIELDS <= info.keys()
+    assert LOADER_FIELDS <= info.keys() <= set(ROBUSTBENCH_KEYS)
+    assert "counts 32 examples" in done.stderr  # fewer than the 270 test digits: said
+    provenance = json.loads((out_dir / "Standard2026Digits.robustlit.json").read_text())
     summary = json.loads((autoattack_run / "adversarial_evaluation_test.json").read_text())
     assert info["autoattack_acc"] == percent(summary["attacks"][AUTOATTACK_METRIC]["robust_acc"])
     assert info["clean_acc"] == percent(summary["clean_acc"])
-    assert (info["eps"], info["threat_model"], info["n_examples"], info["dataset"]) == ("0.2", "Linf", 32, "digits")
-    assert info["architecture"] == "SmallCNN" and info["name"] == "Standard2026Digits"
-    assert {"torch", "pyautoattack", "robustlit"} <= info["versions"].keys()
+    assert (info["eps"], provenance["threat_model"], provenance["n_examples"], info["dataset"]) == (
+        "0.2",
+        "Linf",
+        32,
+        "digits",
+    )
+    assert info["architecture"] == "SmallCNN" and info["name"] == TITLE and info["reported"] == ""
+    assert {"torch", "pyautoattack", "robustlit"} <= provenance["versions"].keys()
     # what list_available_models / get_leaderboard_latex do with the values must work
     assert 0 <= float(info["autoattack_acc"]) <= float(info["clean_acc"]) <= 100
     assert float(info["clean_acc"]) > 80 and float(info["autoattack_acc"]) < 20  # AA breaks the undefended model
@@ -83,16 +93,18 @@ def test_robustbench_needs_an_autoattack_result(checkpoint_evaluation: Checkpoin
 
 def test_leaderboard_gathers_runs(checkpoint_evaluation: CheckpointEvaluation, autoattack_run: Path) -> None:
     table = leaderboard_markdown([checkpoint_evaluation.log_dir, autoattack_run])
-    lines = table.splitlines()
-    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
-    assert header[-3:] == [AUTOATTACK_METRIC, PGD_METRIC, "ensemble"]
-    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:4]]
-    by_examples = {row[5]: row for row in rows}
-    assert set(by_examples) == {"200", "32"}
-    assert by_examples["200"][header.index(AUTOATTACK_METRIC)] == "-"  # that run used no AutoAttack
+    # 200 and 32 examples: two tables, never one ranking
+    by_title = {s.splitlines()[0]: s for s in table.split("## ")[1:]}
+    assert sorted(by_title) == ["digits, Linf eps 0.2, 200 examples", "digits, Linf eps 0.2, 32 examples"]
+    sections = [by_title["digits, Linf eps 0.2, 200 examples"], by_title["digits, Linf eps 0.2, 32 examples"]]
+    tables = [[line for line in s.splitlines() if line.startswith("|")] for s in sections]
+    headers = [[cell.strip() for cell in t[0].strip("|").split("|")] for t in tables]
+    rows = [[cell.strip() for cell in t[2].strip("|").split("|")] for t in tables]
+    assert headers[0][-2:] == [PGD_METRIC, "ensemble"] and AUTOATTACK_METRIC not in headers[0]
+    assert headers[1][-3:] == [AUTOATTACK_METRIC, PGD_METRIC, "ensemble"]
     expected = 100 * checkpoint_evaluation.results["pgd"]
-    assert by_examples["200"][header.index(PGD_METRIC)] == f"{expected:.2f}"
-    assert all(row[2] == "Standard" and row[3] == "SmallCNN" and row[4] == "digits" for row in rows)
+    assert rows[0][headers[0].index(PGD_METRIC)] == f"{expected:.2f}"
+    assert all(row[2] == "Standard" and row[3] == "SmallCNN" for row in rows)
 
 
 def test_leaderboard_command(checkpoint_evaluation: CheckpointEvaluation, tmp_path: Path) -> None:

@@ -170,3 +170,36 @@ def test_two_ranks_report_the_single_process_numbers(monkeypatch):
     assert torch.equal(attacked_alpha(local_rows(0, 1)), attacked_alpha(single))  # a rerun agrees
     gathered = distributed.gather_rows(rank1 + rank0, 12)  # checks 0..11 once each, orders by index
     assert callback.summarise(gathered, module.mixture) == callback.evaluate(*args)
+
+
+def test_mixture_alone_per_example_masks_and_the_keep_fraction_reached():
+    from torch.utils.data import TensorDataset
+
+    module = tiny_module().eval()
+    x, _ = tiny_dataset(16)[:]
+    with torch.no_grad():
+        data, device = TensorDataset(x, module.mixture(x).argmax(1)), torch.device("cpu")  # the mixture always right
+    weak = [AttackSpec("pgd", "Linf", 0.02, 3, 0.01)]  # some examples survive: the masks are not all zero
+    full = _callback(attacks=weak, sweep_alphas=[], per_example=True).evaluate(module.mixture, data, K, (0, 1), device)
+    alone = _callback(attacks=weak, sweep_alphas=[], base_models=False).evaluate(
+        module.mixture, data, K, (0, 1), device
+    )
+    assert set(alone["models"]) == {"mixture"} and "per_example" not in alone
+    for key in ("clean_acc", "robust_acc", "worst_robust_acc"):  # same seeds whatever else is evaluated
+        assert alone["models"]["mixture"][key] == full["models"]["mixture"][key]
+    assert 0 < full["models"]["mixture"]["worst_robust_acc"] < full["models"]["mixture"]["clean_acc"]
+    per_example = full["per_example"]
+    assert per_example["index"] == list(range(12))
+    for name in ("standard", "robust", "mixture"):
+        clean = torch.tensor(per_example[f"{name}/clean"], dtype=torch.float)
+        assert clean.mean().item() == pytest.approx(full["models"][name]["clean_acc"])
+    worst = {
+        name: torch.stack(
+            [torch.tensor(v) for k, v in per_example.items() if k.startswith(f"{name}/") and not k.endswith("/clean")]
+        ).all(0)  # fmt: skip
+        for name in ("robust", "mixture")
+    }
+    assert worst["mixture"].float().mean().item() == pytest.approx(full["models"]["mixture"]["worst_robust_acc"])
+    if worst["robust"].any():
+        kept = worst["mixture"][worst["robust"]].float().mean().item()
+        assert full["models"]["mixture"]["kept_of_robust_base"] == pytest.approx(kept)

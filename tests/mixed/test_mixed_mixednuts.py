@@ -163,9 +163,7 @@ def test_grid_search_on_a_handcrafted_example():
     Set (a): z = [1, 0, 0], standardised [1.155, -0.577, -0.577]. Set (b): z = [1, 0.5, 0],
     standardised [1, 0, -1]. With c = 0 the GELU outputs are [1.006, -0.163, -0.163] and
     [0.841, 0, -0.159], softmax margins 0.425 and 0.316: the clean mistake stays below the cutoff,
-    objective 0, alpha = 1 / 1.425. With c = -2.5 every class is in GELU's decreasing region: the two
-    tied low classes of set (a) come out on top, its margin (the cutoff) is 0 and the clean mistake
-    overrides, objective 1.
+    objective 0, alpha = 1 / 1.425.
     """
     za = torch.tensor([[1.0, 0.0, 0.0]])
     zb = torch.tensor([[1.0, 0.5, 0.0]])
@@ -173,8 +171,24 @@ def test_grid_search_on_a_handcrafted_example():
     assert result["c"] == 0.0 and result["objective"] == 0.0
     assert result["cutoff"] == pytest.approx(0.425, abs=2e-3)
     assert result["alpha"] == pytest.approx(1 / (1 + result["cutoff"]))
-    worse = search_mixednuts_parameters(za, zb, [1.0], [-2.5], [1.0], keep_fraction=1.0)
-    assert worse["objective"] == 1.0 and worse["cutoff"] == 0.0 and worse["alpha"] == 1.0
+    assert result["grid_points"] == 2 and result["refused_predictions"] == 1  # c = -2.5, below
+
+
+def test_degenerate_grid_points_are_refused():
+    """With c = -2.5 every class is in GELU's decreasing region: the two tied low classes of set (a) come out on
+    top (h's prediction changes) and its margin, the cutoff, is 0 (alpha 1). With s = 1e-9 the order is kept but the
+    transformed margins underflow (cutoff about 1e-9). Neither may win, even with the best objective."""
+    za = torch.tensor([[1.0, 0.0, 0.0]])
+    zb = torch.tensor([[1.0, 0.5, 0.0]])
+    with pytest.raises(ValueError, match=r"all 1 grid points were refused \(1 change"):
+        search_mixednuts_parameters(za, zb, [1.0], [-2.5], [1.0], keep_fraction=1.0)
+    with pytest.raises(ValueError, match=r"0 change the robust model's predictions .*, 1 have a cutoff below"):
+        search_mixednuts_parameters(za, zb, [1e-9], [0.0], [1.0], keep_fraction=1.0)
+    # the set-(b) margin at s = 1e-9 lies below the cutoff too (objective 0, as good as s = 1): refused all the same
+    result = search_mixednuts_parameters(za, zb, [1e-9, 1.0], [-2.5, 0.0], [1.0], keep_fraction=1.0)
+    assert (result["s"], result["c"]) == (1.0, 0.0)
+    assert (result["refused_predictions"], result["refused_underflow"]) == (2, 1)
+    assert result["alpha"] < 0.75
 
 
 def test_invalid_parameters_are_rejected():

@@ -85,7 +85,8 @@ def test_mixednuts_module_calibrates_on_the_validation_split_and_keeps_it_in_the
         standard=tiny_base(0, 4),
         robust=tiny_base(1, 6),
         num_classes=K,
-        calibration_attack=AttackSpec("pgd", "Linf", 0.05, 5),
+        calibration_attack=AttackSpec("apgd", "Linf", 0.05, 5),
+        calibration_autoattack=False,
         s_grid=[1.0, 2.0],
         c_grid=[0.0, 0.5],
         p_grid=[1.0, 2.0],
@@ -109,6 +110,71 @@ def test_mixednuts_module_calibrates_on_the_validation_split_and_keeps_it_in_the
         torch.testing.assert_close(fresh(x), module(x))
     with pytest.raises(ValueError, match="training-free"):
         module.configure_optimizers()
+
+
+def test_calibration_set_a_holds_logits_at_the_minimum_margin_iterate_not_the_clean_logits():
+    """Regression: torchattacks' APGD returns the clean input for every example it fails to fool, so set (a) held h's
+    clean logits. The authors keep each example's minimum-margin iterate of APGD-CE and APGD-T."""
+    from robustlit.mixed.apgd import probability_margin
+
+    module = MixedNUTSModule(
+        standard=tiny_base(0, 4), robust=tiny_base(1, 6), num_classes=K,
+        calibration_attack=AttackSpec("apgd", "Linf", 0.02, 10), calibration_targets=3, calibration_autoattack=False,
+    )  # fmt: skip
+    set_a, _ = module.calibration_sets(tiny_loader(32, 16))
+    x, y = tiny_dataset(32)[:]
+    with torch.no_grad():
+        clean = module.mixture.robust(x)
+    correct = clean.argmax(dim=1) == y
+    assert 0 < len(set_a) <= int(correct.sum())
+    # no row of set (a) is a clean logit row, and every margin lies below the smallest clean margin it could come from
+    distance = torch.cdist(set_a.double(), clean.double())
+    assert distance.min() > 1e-6, "set (a) holds h's clean logits"
+    margins_a = probability_margin(torch.log_softmax(set_a, 1), set_a.argmax(1))
+    clean_margins = probability_margin(torch.log_softmax(clean[correct], 1), y[correct])
+    assert margins_a.mean() < clean_margins.mean()
+
+
+def test_calibration_drops_the_examples_autoattack_breaks():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    robust = tiny_base(1, 6, num_classes=10)  # standard AutoAttack needs 10 classes (APGD-T's 9 targets)
+    x, _ = tiny_dataset(32)[:]
+    with torch.no_grad():
+        y = robust(x).argmax(dim=1)  # h right on every example
+    loader = DataLoader(TensorDataset(x, y), batch_size=16)
+    sets = {}
+    for autoattack in (False, True):
+        module = MixedNUTSModule(
+            standard=tiny_base(0, 4, num_classes=10), robust=robust, num_classes=10,
+            calibration_attack=AttackSpec("apgd", "Linf", 0.01, 10), calibration_autoattack=autoattack,
+        )  # fmt: skip
+        sets[autoattack] = module.calibration_sets(loader)[0]
+    assert len(sets[True]) <= len(sets[False]) and len(sets[True]) > 0
+    # the examples kept are a subset: each row with AutoAttack is a row without it
+    assert torch.cdist(sets[True].double(), sets[False].double()).min(dim=1).values.max() < 1e-9
+
+
+def test_a_robustness_budget_sets_the_keep_fraction_from_the_share_of_robust_calibration_examples():
+    module = MixedNUTSModule(
+        standard=tiny_base(0, 4), robust=tiny_base(1, 6), num_classes=K, robustness_budget=0.05,
+        calibration_attack=AttackSpec("apgd", "Linf", 0.02, 5), calibration_targets=2, calibration_autoattack=False,
+        s_grid=[1.0, 2.0], c_grid=[0.0], p_grid=[1.0],
+    )  # fmt: skip
+    result = module.calibrate(tiny_loader(32, 16))
+    assert result["calibration_examples"] == 32 and result["set_a"] > 0
+    # giving up 5 points of robust accuracy on 32 examples = 1.6 of the set-(a) examples
+    assert result["keep_fraction"] == pytest.approx(1 - 0.05 * 32 / result["set_a"])
+    with pytest.raises(ValueError, match="robustness_budget"):
+        MixedNUTSModule(standard=tiny_base(0, 4), robust=tiny_base(1, 6), num_classes=K, robustness_budget=1.5)
+
+
+def test_calibration_attack_must_name_apgd():
+    with pytest.raises(ValueError, match="name must be 'apgd'"):
+        MixedNUTSModule(
+            standard=tiny_base(0, 4), robust=tiny_base(1, 6), num_classes=K,
+            calibration_attack=AttackSpec("pgd", "Linf", 0.05, 5),
+        )  # fmt: skip
 
 
 def test_mixture_evaluation_attacks_mixednuts_through_its_surrogate():

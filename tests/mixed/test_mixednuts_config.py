@@ -29,7 +29,9 @@ def test_mixednuts_config_calibrates_saves_and_evaluates_through_the_cli(tmp_pat
     config = shrink(load(CONFIGS / "digits_tradeoff" / "mixednuts.yaml"), tmp_path)
     config["model"]["init_args"].update(
         # a base trained for 2 batches is nearly random: a tiny radius leaves set (a) non-empty
-        calibration_attack={"name": "pgd", "norm": "Linf", "eps": 0.001, "steps": 2},
+        calibration_attack={"name": "apgd", "norm": "Linf", "eps": 0.001, "steps": 2},
+        calibration_targets=2,
+        calibration_autoattack=False,
         calibration_examples=128,
         s_grid=[1.0, 2.0],
         c_grid=[0.0],
