@@ -164,7 +164,11 @@ class AdversarialEvaluation(EvaluationCallback):
                 check_eps(eps, spec.norm, bounds, shape, where="AdversarialEvaluation.curve_eps")
 
     def evaluate(self, model: torch.nn.Module, dataset: Dataset, num_classes: int, bounds, device) -> dict:  # noqa: ANN001
-        """Attack the first ``num_examples`` of ``dataset``; returns the gathered summary (all ranks)."""
+        """Attack the first ``num_examples`` of ``dataset``; returns the gathered summary (all ranks).
+
+        The per-example columns stay in :attr:`last_columns` (``label``, ``clean`` (N,), ``robust`` (N, attacks), in
+        dataset order), so that a worst case can be taken across evaluations of different sizes, e.g. PGD on all
+        test images and AutoAttack on the first 1,000 (examples/mnist_fast_at_table.py)."""
         self.check_radii(dataset, bounds)
         attacks = [build_attack(s, model, num_classes, bounds, self.batch_size) for s in self.attacks]
         curves = None
