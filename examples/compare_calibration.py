@@ -39,12 +39,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import lightning.pytorch as pl
-import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
-from scipy import stats
-from statsmodels.stats.multitest import multipletests
 from torch.utils.data import Dataset, TensorDataset
 
 import robustlit.methods as methods
@@ -52,6 +49,7 @@ from robustlit.attacks.spec import AttackSpec
 from robustlit.callbacks.adversarial_evaluation import AdversarialEvaluation
 from robustlit.callbacks.calibration import CalibrationEvaluation, apply_shift, shift_seed
 from robustlit.data import DigitsDataModule
+from robustlit.experiments import mean_std, paired_tests
 from robustlit.methods.base import RobustClassifier
 from robustlit.methods.dro import DROAdversarialTraining
 from robustlit.methods.instance_reweighted import GAIRAT, MAIL
@@ -307,8 +305,8 @@ def paired_statistics(runs: dict[int, dict[str, dict]], s: Settings) -> dict:
     """Mean and std over seeds of every metric, and paired differences to the reference method.
 
     For each (part, metric) the difference d_k = method − reference on seed k is tested with a paired t-test
-    over the seeds (scipy.stats.ttest_rel), with the 95% t confidence interval of mean(d); the p-values of the
-    methods are Holm-corrected together (statsmodels multipletests), and ``significant`` means corrected p < 5%.
+    over the seeds, with the 95% t confidence interval of mean(d); the p-values of the methods are
+    Holm-corrected together, and ``significant`` means corrected p < 5% (:func:`robustlit.experiments.paired_tests`).
     A difference that is the same on every seed has no variance estimate: it gets p = nan and is not tested.
     """
     seeds = sorted(runs)
@@ -316,43 +314,15 @@ def paired_statistics(runs: dict[int, dict[str, dict]], s: Settings) -> dict:
     summary: dict = {"seeds": seeds, "reference": s.reference, "methods": {}, "differences": {}}
     for name in names:
         summary["methods"][name] = {
-            part: {
-                key: {
-                    "values": (v := [runs[k][name][part][key] for k in seeds]),
-                    "mean": float(np.mean(v)),
-                    "std": float(np.std(v, ddof=1)) if len(v) > 1 else float("nan"),
-                }
-                for key, _, _ in metrics_of(s, part)
-            }
+            part: {key: mean_std([runs[k][name][part][key] for k in seeds]) for key, _, _ in metrics_of(s, part)}
             for part in ("in_distribution", "under_shift")
         }
     if s.reference not in names or len(seeds) < 2:
         return summary
-    others = [name for name in names if name != s.reference]
     for part in ("in_distribution", "under_shift"):
         for key, _, _ in metrics_of(s, part):
-            reference = np.array(summary["methods"][s.reference][part][key]["values"])
-            rows = {}
-            for name in others:
-                values = np.array(summary["methods"][name][part][key]["values"])
-                d = values - reference
-                n = len(d)
-                sd = float(np.std(d, ddof=1))
-                half = float(stats.t.ppf(1 - ALPHA / 2, n - 1) * sd / math.sqrt(n))
-                # identical differences on every seed (common with discrete accuracies on a small test set):
-                # no variance estimate, so no test (p = nan, never significant) rather than a spurious p = 0
-                degenerate = sd <= 1e-9 * max(1.0, abs(float(d.mean())))
-                p = math.nan if degenerate else float(stats.ttest_rel(values, reference).pvalue)
-                rows[name] = {"mean": float(d.mean()), "ci95": [float(d.mean()) - half, float(d.mean()) + half], "p": p}
-            tested = [name for name in others if not math.isnan(rows[name]["p"])]
-            for name in others:
-                rows[name]["p_holm"], rows[name]["significant"] = math.nan, False
-            if tested:
-                reject, corrected, _, _ = multipletests([rows[n]["p"] for n in tested], alpha=ALPHA, method="holm")
-                for name, ok, q in zip(tested, reject, corrected, strict=True):
-                    rows[name]["p_holm"] = float(q)
-                    rows[name]["significant"] = bool(ok)
-            summary["differences"].setdefault(part, {})[key] = rows
+            values = {name: summary["methods"][name][part][key]["values"] for name in names}
+            summary["differences"].setdefault(part, {})[key] = paired_tests(values, s.reference, ALPHA)
     return summary
 
 

@@ -148,6 +148,9 @@ class AdversarialEvaluation(EvaluationCallback):
             raise ValueError("curve_eps must be a non-empty list of radii (or null for no curve)")
         self.curve_eps = sorted(Eps(e) for e in curve_eps) if curve_eps is not None else None
         self.curve_attacks = list(curve_attacks) if curve_attacks is not None else list(self.attacks)
+        #: per-example columns of the last :meth:`evaluate` (``label``, ``index``, ``clean``, ``robust`` (N, attacks)),
+        #: for combining evaluations per example (e.g. a worst case over attacks run on different subsets)
+        self.last_columns: dict[str, Tensor] | None = None
         for spec in self.curve_attacks:
             for eps in self.curve_eps or []:
                 check_eps(eps, spec.norm, where="AdversarialEvaluation.curve_eps")
@@ -162,7 +165,11 @@ class AdversarialEvaluation(EvaluationCallback):
                 check_eps(eps, spec.norm, bounds, shape, where="AdversarialEvaluation.curve_eps")
 
     def evaluate(self, model: torch.nn.Module, dataset: Dataset, num_classes: int, bounds, device) -> dict:  # noqa: ANN001
-        """Attack the first ``num_examples`` of ``dataset``; returns the gathered summary (all ranks)."""
+        """Attack the first ``num_examples`` of ``dataset``; returns the gathered summary (all ranks).
+
+        The per-example columns stay in :attr:`last_columns` (``label``, ``clean`` (N,), ``robust`` (N, attacks), in
+        dataset order), so that a worst case can be taken across evaluations of different sizes, e.g. PGD on all
+        test images and AutoAttack on the first 1,000 (examples/mnist_fast_at_table.py)."""
         self.check_radii(dataset, bounds)
         attacks = [build_attack(s, model, num_classes, bounds, self.batch_size) for s in self.attacks]
         curves = None
@@ -190,6 +197,7 @@ class AdversarialEvaluation(EvaluationCallback):
             curve_key = repr(([a.metric_name for a in self.curve_attacks], [float(e) for e in self.curve_eps])).encode()
             tag += "-curve" + hashlib.sha256(curve_key).hexdigest()[:12]
         columns = self.collect(dataset, batch, device, bounds, cache_model=model, cache_tag=tag)
+        self.last_columns = columns
         summary = self.summarise(columns, num_classes)
         summary["dataset_size"] = len(dataset)  # type: ignore[arg-type]  (the protocol's example count: results/)
         if curves is not None:

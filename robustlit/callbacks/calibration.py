@@ -3,7 +3,7 @@
 Guo et al. 2017 (ECE, Section 2; reliability diagrams) and Hendrycks & Dietterich 2019 (corruptions); see
 docs/calibration.md. ECE with 15 equal-width bins (torchmetrics, the same as ``val/ece``), NLL and the
 multi-class Brier score of the top-label predictions, on the validation/test set and on corrupted copies
-of it (Gaussian noise and Gaussian blur, CIFAR-10-C severities 1..5, :mod:`robustlit.metrics.shift`).
+of it (Gaussian and shot noise, Gaussian blur, contrast, rotation; severities 1..5, :mod:`robustlit.metrics.shift`).
 Numbers come from the pure functions of :mod:`robustlit.metrics.calibration` applied to the gathered
 probabilities of exactly the first ``num_examples`` examples, each counted once, also under DDP
 (docs/contracts.md, exact DDP counts).
@@ -30,9 +30,9 @@ from robustlit.metrics.calibration import (
     reliability_bins,
     reliability_diagram_figure,
 )
-from robustlit.metrics.shift import gaussian_blur, gaussian_noise
+from robustlit.metrics.shift import SHIFT_NAMES, corrupt
 
-Shift = Literal["gaussian_noise", "gaussian_blur"]
+Shift = Literal["gaussian_noise", "shot_noise", "gaussian_blur", "contrast", "rotate"]
 SHIFT_SEED_STRIDE = 100_003
 
 
@@ -42,13 +42,9 @@ def shift_seed(seed: int, batch_id: int, shift_index: int, severity: int) -> int
 
 
 def apply_shift(x: Tensor, shift: Shift, severity: int, seed: int) -> Tensor:
-    """Corrupt a [0, 1] image batch; Gaussian noise is drawn from a generator seeded with ``seed``."""
-    if shift == "gaussian_noise":
-        generator = torch.Generator(device=x.device).manual_seed(seed)
-        return gaussian_noise(x, severity, generator=generator)
-    if shift == "gaussian_blur":
-        return gaussian_blur(x, severity)
-    raise ValueError(f"unknown shift {shift!r}; choose gaussian_noise or gaussian_blur")
+    """Corrupt a [0, 1] image batch (:func:`robustlit.metrics.shift.corrupt`); the noises are drawn from a
+    generator seeded with ``seed``."""
+    return corrupt(x, shift, severity, seed)
 
 
 def calibration_metrics(probs: Tensor, y: Tensor, n_bins: int = 15) -> dict[str, float]:
@@ -76,7 +72,8 @@ class CalibrationEvaluation(EvaluationCallback):
         num_examples: how many evaluation examples (``None``: all).
         batch_size: evaluation batch size.
         n_bins: ECE / reliability-diagram bins (15 by convention).
-        shifts: corruptions to evaluate under (``gaussian_noise``, ``gaussian_blur``); images only.
+        shifts: corruptions to evaluate under (``gaussian_noise``, ``shot_noise``, ``gaussian_blur``, ``contrast``,
+            ``rotate``); images only.
         severities: severities 1..5 of each shift.
         every_n_epochs: frequency during ``fit`` (the last epoch always runs).
         stages: run at ``validate`` (incl. validation during fit) and/or ``test``.
@@ -108,9 +105,9 @@ class CalibrationEvaluation(EvaluationCallback):
         self.shifts = list(shifts or [])
         self.severities = [1, 3, 5] if severities is None else list(severities)
         for shift in self.shifts:
-            if shift not in ("gaussian_noise", "gaussian_blur"):
+            if shift not in SHIFT_NAMES:
                 raise ValueError(
-                    f"CalibrationEvaluation.shifts: unknown shift {shift!r}; allowed: gaussian_noise, gaussian_blur"
+                    f"CalibrationEvaluation.shifts: unknown shift {shift!r}; allowed: {', '.join(SHIFT_NAMES)}"
                 )
         if len(set(self.shifts)) != len(self.shifts):
             raise ValueError(f"CalibrationEvaluation.shifts has duplicates: {self.shifts}")

@@ -27,7 +27,10 @@ class CyclicLearningRate(Callback):
     """Set every parameter group's learning rate to ``base_lr * triangular_factor(step)`` before each step.
 
     ``base_lr`` is the group's configured learning rate (the optimizer's ``lr``), recorded at the start of
-    training and kept in the checkpoint, so a resumed run continues the same schedule. Do not combine with an
+    training as the group's ``initial_lr`` (where torch's schedulers keep theirs), so it travels with the
+    optimizer state in the checkpoint: a resumed run continues the same schedule, and a resume with a new
+    configured rate (``--ckpt_path ... --model.init_args.optimizer.init_args.lr X``) follows the new one
+    (``ConfiguredOptimizerOnResume`` replaces ``initial_lr``; docs/faults.md). Do not combine with an
     ``lr_scheduler``.
 
     Args:
@@ -46,8 +49,11 @@ class CyclicLearningRate(Callback):
             raise ValueError(
                 "CyclicLearningRate sets the learning rate itself; remove the lr_scheduler from the config"
             )
-        if self.base_lrs is None:
-            self.base_lrs = [[float(g["lr"]) for g in opt.param_groups] for opt in trainer.optimizers]
+        for o, optimizer in enumerate(trainer.optimizers):
+            for g, group in enumerate(optimizer.param_groups):
+                if "initial_lr" not in group:  # a fresh run, or a checkpoint from before initial_lr was recorded
+                    stored = self.base_lrs[o][g] if self.base_lrs is not None else group["lr"]
+                    group["initial_lr"] = float(stored)
         self.total_steps = max(int(trainer.estimated_stepping_batches), 1)
         self._apply(trainer)
 
@@ -58,9 +64,10 @@ class CyclicLearningRate(Callback):
 
     def _apply(self, trainer: pl.Trainer) -> None:
         factor = triangular_factor(trainer.global_step, self.total_steps or 1, self.peak)
-        for optimizer, bases in zip(trainer.optimizers, self.base_lrs or [], strict=False):
-            for group, base in zip(optimizer.param_groups, bases, strict=False):
-                group["lr"] = base * factor
+        for optimizer in trainer.optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = group["initial_lr"] * factor
+        self.base_lrs = [[float(g["initial_lr"]) for g in opt.param_groups] for opt in trainer.optimizers]
 
     def state_dict(self) -> dict[str, Any]:
         return {"peak": self.peak, "base_lrs": self.base_lrs}

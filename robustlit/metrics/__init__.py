@@ -7,7 +7,7 @@ from robustlit.metrics.calibration import (
     reliability_bins,
     reliability_diagram_figure,
 )
-from robustlit.metrics.shift import gaussian_blur, gaussian_noise
+from robustlit.metrics.shift import SHIFT_NAMES, contrast, corrupt, gaussian_blur, gaussian_noise, rotate, shot_noise
 from robustlit.metrics.worst_class import (
     per_class_accuracy,
     worst_class_accuracy,
@@ -15,6 +15,9 @@ from robustlit.metrics.worst_class import (
 )
 
 __all__ = [
+    "SHIFT_NAMES",
+    "contrast",
+    "corrupt",
     "brier_score",
     "expected_calibration_error",
     "gaussian_blur",
@@ -23,6 +26,8 @@ __all__ = [
     "per_class_accuracy",
     "reliability_bins",
     "reliability_diagram_figure",
+    "rotate",
+    "shot_noise",
     "worst_class_accuracy",
     "worst_fraction_class_accuracy",
 ]

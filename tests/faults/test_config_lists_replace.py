@@ -146,3 +146,26 @@ def test_attacks_that_choose_their_own_steps_refuse_step_size_and_random_start(a
         AttackSpec(name=attack, step_size=0.01)
     with pytest.raises(ValueError, match="chooses its own step size"):
         AttackSpec(name=attack, random_start=False)
+
+
+@pytest.mark.parametrize("form", ["separate", "equals"])
+def test_a_list_given_on_the_command_line_replaces_the_config_list(form: str) -> None:
+    """``--trainer.callbacks '[...]'`` after a config: jsonargparse merged it element by element into the config's
+    list of the same length, so its attack inherited ``step_size: 0.379``, ``random_start: false`` and the margin
+    loss of the config's first attack, and the callback the config's ``num_examples`` and ``batch_size``."""
+    attack = "{name: native_pgd, eps: 0.2, steps: 5}"
+    given = f"[{{class_path: robustlit.callbacks.AdversarialEvaluation, init_args: {{attacks: [{attack}]}}}}]"
+    option = ["--trainer.callbacks", given] if form == "separate" else [f"--trainer.callbacks={given}"]
+    cli = main(["--config", str(CONFIGS / "tsipras" / "standard.yaml"), *option], run=False)
+    (callback,) = cli.config.trainer.callbacks
+    assert [AttackSpec(**vars(a)) for a in callback.init_args.attacks] == [
+        AttackSpec(name="native_pgd", eps=0.2, steps=5)
+    ]
+    assert callback.init_args.num_examples == 1000 and callback.init_args.batch_size == 256  # not 10000, 2000
+
+
+def test_a_command_line_list_can_still_be_appended_to() -> None:
+    more = "{class_path: robustlit.callbacks.AdversarialEvaluation, init_args: {attacks: [{name: fgsm, eps: 0.1}]}}"
+    cli = main(["--config", str(CONFIGS / "digits" / "trades.yaml"), f"--trainer.callbacks+={more}"], run=False)
+    assert len(cli.config.trainer.callbacks) == 3
+    assert cli.config.trainer.callbacks[0].init_args.attacks[0].step_size == 0.01  # the config's own attack, kept

@@ -4,6 +4,7 @@ stored optimizer's, and the run's config records what ran."""
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 from fault_runs import record
@@ -59,3 +60,36 @@ def test_resume_with_the_same_settings_changes_nothing(tmp_path: Path) -> None:
     cli = main(["fit", "--config", str(_config(tmp_path, 0.002, 3, None)), "--ckpt_path", str(ckpt)])
     changes = [c for c in cli.trainer.callbacks if type(c).__name__ == "ConfiguredOptimizerOnResume"][0].changes
     assert changes == []
+
+
+def _cyclic_config(tmp: Path, lr: float, stop_after: int | None) -> Path:
+    """digits FGSM-RS with the cyclic learning rate (a callback, not an lr_scheduler), 4 epochs of 2 batches."""
+    config = shrink(load(CONFIGS / "digits" / "fgsm_rs.yaml"), tmp)
+    config["test_after_fit"] = False
+    config["trainer"].update(max_epochs=4, limit_train_batches=2, limit_val_batches=1)
+    config["model"]["init_args"]["optimizer"]["init_args"]["lr"] = lr
+    callbacks = [{"class_path": "robustlit.callbacks.CyclicLearningRate", "init_args": {"peak": 0.4}}]
+    if stop_after is not None:
+        callbacks.append({"class_path": "fault_marker.StopAfter", "init_args": {"epoch": stop_after}})
+    marker = {"marker": str(tmp / "batches.txt"), "metrics": str(tmp / "metrics.json")}
+    config["trainer"]["callbacks"] = [*callbacks, {"class_path": "fault_marker.BatchMarker", "init_args": marker}]
+    return write(config, tmp / f"cyclic{lr}.yaml")
+
+
+def test_resume_of_a_cyclic_schedule_follows_the_configured_rate(tmp_path: Path) -> None:
+    from robustlit.callbacks.cyclic_lr import triangular_factor
+
+    main(["fit", "--config", str(_cyclic_config(tmp_path, 0.002, stop_after=1))])
+    ckpt = tmp_path / "stopped.ckpt"  # the resumed runs write their own last.ckpt
+    shutil.copy(tmp_path / "runs" / "cli" / "version_0" / "checkpoints" / "last.ckpt", ckpt)
+    same = main(["fit", "--config", str(_cyclic_config(tmp_path, 0.002, None)), "--ckpt_path", str(ckpt)])
+    changes = [c for c in same.trainer.callbacks if type(c).__name__ == "ConfiguredOptimizerOnResume"][0].changes
+    assert changes == []  # before: "base lr: 0.00187 -> 0.002", the cyclic rate of the moment taken for a setting
+    (tmp_path / "batches.txt").unlink()
+    lower = main(["fit", "--config", str(_cyclic_config(tmp_path, 0.0005, None)), "--ckpt_path", str(ckpt)])
+    changes = [c for c in lower.trainer.callbacks if type(c).__name__ == "ConfiguredOptimizerOnResume"][0].changes
+    assert any("base lr: 0.002 -> 0.0005" in c for c in changes), changes
+    # epochs 2 and 3 (steps 4..7 of 8) on the configured rate's triangle; before: the stored 0.002's triangle
+    seen = [float(line.split()[2][3:]) for line in (tmp_path / "batches.txt").read_text().splitlines()]
+    expected = [0.0005 * triangular_factor(step, 8, 0.4) for step in range(4, 8)]
+    assert len(seen) == 4 and all(abs(a - b) < 1e-9 for a, b in zip(seen, expected, strict=True)), (seen, expected)
