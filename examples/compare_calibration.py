@@ -50,10 +50,11 @@ from robustlit.callbacks.adversarial_evaluation import AdversarialEvaluation
 from robustlit.callbacks.calibration import CalibrationEvaluation, apply_shift, shift_seed
 from robustlit.data import DigitsDataModule
 from robustlit.experiments import mean_std, paired_tests
+from robustlit.methods.ar_adals import ARAdaLS
 from robustlit.methods.base import RobustClassifier
 from robustlit.methods.dro import DROAdversarialTraining
 from robustlit.methods.instance_reweighted import GAIRAT, MAIL
-from robustlit.methods.label_smoothing import ARAdaLS, LabelSmoothing
+from robustlit.methods.label_smoothing import LabelSmoothing
 from robustlit.methods.pgd_at import PGDAT
 from robustlit.methods.standard import Standard
 from robustlit.methods.trades import TRADES

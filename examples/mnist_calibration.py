@@ -49,8 +49,9 @@ from robustlit.experiments import RunStore, mean_std, paired_tests
 from robustlit.experiments.mnist_data import TensorSplitsDataModule, mnist_splits, training_subset
 from robustlit.experiments.paired import verdict
 from robustlit.experiments.training import fit, quiet_lightning
+from robustlit.methods.ar_adals import ARAdaLS
 from robustlit.methods.base import RobustClassifier
-from robustlit.methods.label_smoothing import ARAdaLS, LabelSmoothing
+from robustlit.methods.label_smoothing import LabelSmoothing
 from robustlit.methods.standard import Standard
 from robustlit.metrics.calibration import reliability_bins
 from robustlit.metrics.shift import SHIFT_NAMES, corrupt

@@ -48,12 +48,12 @@ from rich.table import Table
 from torch import Tensor
 
 from robustlit.certify.radius import curse_of_dimensionality_ratio_bounds
+from robustlit.data.indexed import IndexedDataset
 from robustlit.experiments import RunStore, mean_std
 from robustlit.experiments.mnist_data import TensorSplitsDataModule, mnist_splits
 from robustlit.experiments.paired import holm_correct, paired_difference, verdict
 from robustlit.experiments.training import fit, quiet_lightning
 from robustlit.methods.gaussian_smoothing import GaussianSmoothing, TrainingSetKNNSigma
-from robustlit.methods.label_smoothing import IndexedDataset
 from robustlit.models import MLP
 from robustlit.utils.atomic import atomic_target
 from robustlit.utils.integrity import weights_checksum

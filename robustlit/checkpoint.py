@@ -13,7 +13,10 @@ from robustlit.utils.integrity import CheckpointError, unreadable_checkpoint, ve
 #: Checkpoint entry holding the import path of the method that wrote it (set by RobustClassifier).
 CLASS_PATH_KEY = "robustlit_class_path"
 #: Import paths that moved, old -> new, so that checkpoints written before the move still load.
-MOVED_CLASS_PATHS = {"robustlit.methods.mixed.MixedClassifierModule": "robustlit.mixed.module.MixedClassifierModule"}
+MOVED_CLASS_PATHS = {
+    "robustlit.methods.mixed.MixedClassifierModule": "robustlit.mixed.module.MixedClassifierModule",
+    "robustlit.methods.label_smoothing.ARAdaLS": "robustlit.methods.ar_adals.ARAdaLS",
+}
 
 
 def read_checkpoint(ckpt_path: str | Path, map_location: str | torch.device = "cpu") -> dict:

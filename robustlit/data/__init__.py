@@ -2,6 +2,7 @@
 
 from robustlit.data.base import RobustDataModule, check_in_bounds
 from robustlit.data.digits import DigitsDataModule
+from robustlit.data.indexed import IndexedDataset
 from robustlit.data.mnist import MNISTDataModule
 from robustlit.data.tradeoff_digits import TradeoffDigitsDataModule
 from robustlit.data.tsipras import (
@@ -23,6 +24,7 @@ __all__ = [
     "CIFAR100DataModule",
     "DigitsDataModule",
     "FashionMNISTDataModule",
+    "IndexedDataset",
     "KMNISTDataModule",
     "MNISTDataModule",
     "RobustDataModule",

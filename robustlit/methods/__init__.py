@@ -6,6 +6,7 @@ this one, never the reverse (tests/test_import_rules.py).
 """
 
 from robustlit.methods.adversarial import AdversarialTraining
+from robustlit.methods.ar_adals import ARAdaLS
 from robustlit.methods.awp import MARTAWP, PGDATAWP, TRADESAWP, AdversarialWeightPerturbation
 from robustlit.methods.base import NonFiniteLossError, RobustClassifier
 from robustlit.methods.dro import DROAdversarialTraining
@@ -13,7 +14,7 @@ from robustlit.methods.external import PretrainedClassifier
 from robustlit.methods.fast_at import FastAdversarialTraining
 from robustlit.methods.gaussian_smoothing import GaussianSmoothing
 from robustlit.methods.instance_reweighted import GAIRAT, MAIL, InstanceReweightedAT
-from robustlit.methods.label_smoothing import ARAdaLS, LabelSmoothing
+from robustlit.methods.label_smoothing import LabelSmoothing
 from robustlit.methods.mart import MART
 from robustlit.methods.pgd_at import PGDAT
 from robustlit.methods.standard import Standard

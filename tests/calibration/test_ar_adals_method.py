@@ -202,3 +202,12 @@ def test_scoring_under_inference_mode_fails_with_the_fix() -> None:
 def test_bad_options_are_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ARAdaLS(backbone=SmallCNN(width=4), **kwargs)
+
+
+def test_checkpoints_naming_the_old_import_path_still_load(tmp_path: Path) -> None:
+    """Checkpoints written when AR-AdaLS lived in ``robustlit.methods.label_smoothing`` name that path."""
+    from robustlit.checkpoint import _import_method
+    from robustlit.methods.ar_adals import ARAdaLS as MovedARAdaLS
+
+    assert _import_method("robustlit.methods.label_smoothing.ARAdaLS", tmp_path / "x.ckpt") is MovedARAdaLS
+    assert ARAdaLS is MovedARAdaLS  # the old import path is the same class
