@@ -145,7 +145,6 @@ class ARAdaLS(RobustClassifier):
         self.register_buffer("train_bins", torch.zeros(0, dtype=torch.long))
         self.register_buffer("val_bins", torch.zeros(0, dtype=torch.long))
         self.register_buffer("scored_epoch", torch.tensor(-1, dtype=torch.long))
-        self._train_index: Tensor | None = None
 
     def _check_radii(self, radii: Sequence[float]) -> tuple[float, ...]:
         radii = tuple(float(r) for r in radii)
@@ -176,11 +175,11 @@ class ARAdaLS(RobustClassifier):
             datamodule.train_dataset = IndexedDataset(dataset)
 
     def training_step(self, batch: Sequence[Tensor], batch_idx: int) -> Tensor:
-        self._train_index = batch[2] if len(batch) > 2 else None
-        try:
-            return super().training_step((batch[0], batch[1]), batch_idx)
-        finally:
-            self._train_index = None
+        """A batch is (x, y) or, from the wrapped training set, (x, y, dataset indices): the indices find each
+        example's stored bin (:meth:`example_smoothing`)."""
+        x, y = batch[0], batch[1]
+        index = batch[2] if len(batch) > 2 else None
+        return self.checked_training_loss(self.training_loss(self.memory_format(x), y, index), len(y))
 
     def score(self, x: Tensor) -> RobustnessScore:
         """Robustness scores of ``x`` under the current model (gradients needed; attack discipline inside)."""
@@ -205,14 +204,13 @@ class ARAdaLS(RobustClassifier):
             loss=self.score_loss,
         )
 
-    def example_smoothing(self, x: Tensor) -> Tensor | float:
-        """Smoothing strength of each training example: its bin's s_r from the stored bin (by index), or
-        init_smoothing before the first scoring. Examples without a stored bin (no index, or not scored)
-        are scored now and placed with the bin edges."""
+    def example_smoothing(self, x: Tensor, index: Tensor | None = None) -> Tensor | float:
+        """Smoothing strength of each training example: its bin's s_r from the stored bin (found by its dataset
+        ``index``), or init_smoothing before the first scoring. Examples without a stored bin (no index, or not
+        scored) are scored now and placed with the bin edges."""
         if not bool(self.schedule.fitted):
             return self.init_smoothing
         bins = torch.full((x.shape[0],), -1, dtype=torch.long, device=x.device)
-        index = self._train_index
         if index is not None:
             known = index < self.train_bins.numel()
             bins[known] = self.train_bins[index[known].to(self.train_bins.device)].to(x.device)
@@ -221,8 +219,12 @@ class ARAdaLS(RobustClassifier):
             bins[missing] = self.schedule.assign(self.score(x[missing]).radius).to(x.device)
         return self.schedule.smoothing.to(x.device)[bins]
 
-    def per_example_loss(self, x: Tensor, y: Tensor) -> Tensor:
-        return smoothed_cross_entropy(self(x), y, self.example_smoothing(x))
+    def per_example_loss(self, x: Tensor, y: Tensor, index: Tensor | None = None) -> Tensor:
+        """Smoothed CE against each example's own s_r (``index``: the examples' dataset indices, if known)."""
+        return smoothed_cross_entropy(self(x), y, self.example_smoothing(x, index))
+
+    def training_loss(self, x: Tensor, y: Tensor, index: Tensor | None = None) -> Tensor:
+        return self.per_example_loss(x, y, index).mean()
 
     # ---- schedule updates (validation epoch end) ---------------------------------------------------------
     def _training_dataset(self) -> Dataset:

@@ -168,7 +168,10 @@ class RobustClassifier(pl.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
-        loss = self.training_loss(self.memory_format(x), y)
+        return self.checked_training_loss(self.training_loss(self.memory_format(x), y), len(y))
+
+    def checked_training_loss(self, loss: Tensor, batch_size: int) -> Tensor:
+        """``loss`` logged as ``train/loss``; a NaN or infinite loss stops training, saying what to do (faults.md)."""
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"training loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}. "
@@ -177,7 +180,7 @@ class RobustClassifier(pl.LightningModule):
                 "last.ckpt --model.init_args.optimizer.init_args.lr <lower>. On resume the configured optimizer "
                 "and scheduler settings replace the stored ones (docs/faults.md)."
             )
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)
         return loss
 
     # ---- every batch is data before it is a model input (docs/faults.md) --------------------------------

@@ -77,9 +77,7 @@ def test_an_over_confident_bin_gets_more_smoothing_end_to_end() -> None:
     # a training example now gets its bin's smoothing s_r, by index or (without an index) scored on the fly
     items = [data.train_dataset[i] for i in range(5)]
     x = torch.stack([item[0] for item in items])
-    module._train_index = torch.tensor([item[2] for item in items])
-    by_index = module.example_smoothing(x)
-    module._train_index = None
+    by_index = module.example_smoothing(x, torch.tensor([item[2] for item in items]))
     assert torch.equal(by_index, module.schedule.smoothing[module.train_bins[:5]])
     on_the_fly = module.example_smoothing(x)  # no index: scored now (same deterministic attack), placed by the edges
     assert torch.equal(on_the_fly, module.schedule.smoothing_for(module.train_scores[:5]))
