@@ -35,7 +35,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from matplotlib.figure import Figure
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from robustlit.attacks.ball import Bounds
 from robustlit.attacks.eval_mode import check_gradients_available
@@ -314,7 +314,7 @@ class EvaluationCallback(Callback):
         """Per-example columns of the first :meth:`size` examples, gathered in index order (every rank).
 
         ``batch_fn(x, y, batch_id)`` returns ``{column: (B, ...) tensor}`` for one batch; whole batches are
-        dealt to ranks (:func:`robustlit.utils.distributed.map_sharded`), so results do not depend on the
+        dealt to ranks (:func:`robustlit.utils.distributed.map_dataset`), so results do not depend on the
         world size. ``label`` and ``index`` columns are added. With ``cache_dir`` and ``cache_model``, a
         finished batch is stored under a hash of the model weights (and ``cache_tag``) with a SHA-256 of its
         columns and reused; a rerun prints how many it reused, and a cached file that is unreadable or fails its
@@ -337,21 +337,18 @@ class EvaluationCallback(Callback):
         files = {b: cache / f"batch{b:06d}.pt" for b, _ in mine} if cache is not None else {}
         stored = {b: read_batch(path, name) for b, path in files.items() if path.exists()}
         stored = {b: columns for b, columns in stored.items() if columns is not None}
-        cached = set(stored)
-        # the batches still to compute, read in this order (num_workers processes may prefetch them)
-        todo = [indices for b, indices in mine if b not in cached]
-        loader = iter(DataLoader(dataset, batch_sampler=todo, num_workers=self.num_workers))  # type: ignore[arg-type]
+        cached = set(stored)  # not read again: the other batches are read in order (num_workers may prefetch them)
         mine_examples = sum(len(indices) for _, indices in mine)
         progress = Progress(name, mine_examples, n, rich=rich_progress_of(self._trainer))
         watched = cache_model if cache_model is not None else self._model
 
-        def one_batch(batch_id: int, indices: list[int]) -> dict[str, Tensor]:
+        def one_batch(batch_id: int, indices: list[int], batch: Any) -> dict[str, Tensor]:
             path = cache / f"batch{batch_id:06d}.pt" if cache is not None else None
             if batch_id in cached:
                 row = stored.pop(batch_id)
             else:
                 where = f"{name}: batch {batch_id} (dataset indices {indices[0]}..{indices[-1]})"
-                x, y = next(loader)[:2]
+                x, y = batch[:2]
                 x, y = x.to(device), y.to(device)
                 check_evaluation_batch(x, y, indices, bounds, self._num_classes, where)
                 row = {"label": y, **batch_fn(x, y, batch_id)}
@@ -367,7 +364,9 @@ class EvaluationCallback(Callback):
 
         with guard_outputs(watched) as guard:
             try:
-                columns = distributed.map_sharded(n, self.batch_size, one_batch)
+                columns = distributed.map_dataset(
+                    dataset, n, self.batch_size, one_batch, skip=cached, num_workers=self.num_workers
+                )
             finally:
                 progress.close()
         if cached and distributed.world()[0] == 0:

@@ -39,7 +39,7 @@ from typing import Any, Literal
 import torch
 from jsonargparse.typing import ClosedUnitInterval, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from torch import Tensor
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import Dataset
 
 from robustlit.attacks.eval_mode import check_gradients_available
 from robustlit.data.indexed import IndexedDataset
@@ -51,7 +51,7 @@ from robustlit.losses.label_smoothing import (
 )
 from robustlit.losses.robustness_score import RobustnessScore, ScoreLoss, flip_radius, robustness_score
 from robustlit.methods.base import RobustClassifier
-from robustlit.utils.distributed import map_sharded, world
+from robustlit.utils.distributed import map_dataset, world
 
 #: Default robustness grid: 0.5/255 .. 32/255 (CIFAR-scale Linf radii).
 DEFAULT_RADII: tuple[float, ...] = tuple(r / 255 for r in (0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32))
@@ -232,14 +232,15 @@ class ARAdaLS(RobustClassifier):
         dataset = getattr(datamodule, "train_dataset", None)
         return dataset if dataset is not None else _dataset_of(self.trainer.train_dataloader)
 
-    def _map_sharded(self, dataset: Dataset, n: int, fn: Any) -> Tensor:
-        """fn(x, y) -> (B, ...) over the first n examples in whole batches dealt to ranks; gathered, in order."""
+    def _map_examples(self, dataset: Dataset, n: int, fn: Any) -> Tensor:
+        """fn(x, y) -> (B, ...) over the first n examples, read and dealt to ranks in whole batches as the evaluation
+        callbacks do (:func:`robustlit.utils.distributed.map_dataset`); gathered, in order."""
 
-        def batch(_: int, indices: list[int]) -> dict[str, Tensor]:
-            x, y = default_collate([dataset[i] for i in indices])[:2]
+        def batch(_: int, indices: list[int], batch: Sequence[Tensor]) -> dict[str, Tensor]:
+            x, y = batch[:2]
             return {"value": fn(x.to(self.device), y.to(self.device))}
 
-        return map_sharded(n, self.score_batch_size, batch)["value"].to(self.device)
+        return map_dataset(dataset, n, self.score_batch_size, batch)["value"].to(self.device)
 
     def _predict(self, x: Tensor, y: Tensor) -> Tensor:
         was_training = self.training
@@ -257,9 +258,9 @@ class ARAdaLS(RobustClassifier):
         check_gradients_available()
         total = len(train_dataset)
         num_train = total if num_train is None else min(num_train, total)
-        scored = self._map_sharded(train_dataset, num_train, lambda x, y: self.score(x).radius)
+        scored = self._map_examples(train_dataset, num_train, lambda x, y: self.score(x).radius)
         self.train_scores = torch.cat([scored, scored.new_full((total - num_train,), float("nan"))])
-        self.val_scores = self._map_sharded(val_dataset, num_val, lambda x, y: self.score(x).radius)
+        self.val_scores = self._map_examples(val_dataset, num_val, lambda x, y: self.score(x).radius)
         # the same seed on every rank (the scores are gathered), so every rank gets the same bins
         generator = torch.Generator().manual_seed(self.tie_break_seed + self.current_epoch)
         bins = self.schedule.fit_bins(scored, generator)
@@ -269,7 +270,7 @@ class ARAdaLS(RobustClassifier):
 
     def update_schedule(self, val_dataset: Dataset, num_val: int) -> tuple[Tensor, Tensor, Tensor]:
         """s_r ← clip(s_r + η (conf_r − acc_r), 0, 1) from the validation bins; returns (smoothing, gap, count)."""
-        out = self._map_sharded(val_dataset, num_val, self._predict)
+        out = self._map_examples(val_dataset, num_val, self._predict)
         probs, labels = out[:, :-1], out[:, -1].long()
         bins = self.val_bins[:num_val]
         conf, acc, counts = bin_confidence_accuracy(probs, labels, bins, self.num_bins)

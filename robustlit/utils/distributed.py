@@ -8,12 +8,13 @@ round-robin, so each batch (and its seeded randomness) is identical whatever the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
 
 
 def world() -> tuple[int, int]:
@@ -70,3 +71,26 @@ def map_sharded(
         row = {key: value.detach().cpu() for key, value in fn(batch_id, indices).items()}
         local.append({"index": torch.tensor(indices), **row})
     return gather_rows(local, num_examples)
+
+
+def map_dataset(
+    dataset: Dataset,
+    num_examples: int,
+    batch_size: int,
+    fn: Callable[[int, list[int], Any], dict[str, Tensor]],
+    skip: Collection[int] = (),
+    num_workers: int = 0,
+) -> dict[str, Tensor]:
+    """:func:`map_sharded` over the first ``num_examples`` items of ``dataset``, read for ``fn``.
+
+    ``fn(global batch id, indices, batch)`` gets each of this rank's batches as one DataLoader reads them
+    (default collation; ``num_workers`` processes may prefetch), or ``None`` for a batch id in ``skip``, which is
+    not read (a batch the caller already has, e.g. from a cache). Collective under DDP, like :func:`map_sharded`.
+    """
+    todo = [indices for batch_id, indices in my_batches(num_examples, batch_size) if batch_id not in skip]
+    batches = iter(DataLoader(dataset, batch_sampler=todo, num_workers=num_workers))  # type: ignore[arg-type]
+
+    def one_batch(batch_id: int, indices: list[int]) -> dict[str, Tensor]:
+        return fn(batch_id, indices, None if batch_id in skip else next(batches))
+
+    return map_sharded(num_examples, batch_size, one_batch)

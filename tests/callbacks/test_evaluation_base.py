@@ -49,6 +49,25 @@ def test_map_sharded_deals_whole_batches_and_any_world_size_gives_the_same_colum
         distributed.gather_rows(parts[0] + parts[1], 11)  # a missing batch is caught, never silently dropped
 
 
+def test_map_dataset_reads_each_batch_once_in_index_order_and_skips_what_the_caller_has() -> None:
+    """The reading shared by the evaluation callbacks and AR-AdaLS's scoring: batch b holds items [4b, 4b + 4)."""
+    data = dataset(11)
+    seen: list[int] = []
+
+    def fn(batch_id: int, indices: list[int], batch: object) -> dict[str, torch.Tensor]:
+        if batch is None:  # skipped: the caller supplies the row (here: minus the labels, to tell it apart)
+            return {"y": -data.tensors[1][indices]}
+        seen.append(batch_id)
+        assert torch.equal(batch[0], data.tensors[0][indices])
+        return {"y": batch[1]}
+
+    columns = distributed.map_dataset(data, 11, 4, fn, skip={1})
+    assert seen == [0, 2] and columns["index"].tolist() == list(range(11))
+    expected = data.tensors[1].clone()
+    expected[4:8] *= -1
+    assert torch.equal(columns["y"], expected)
+
+
 def test_cache_reuses_finished_batches(tmp_path: Path, monkeypatch) -> None:
     net, data = model(), dataset()
     spec = AttackSpec(name="pgd", eps=0.1, steps=3, step_size=0.05)
