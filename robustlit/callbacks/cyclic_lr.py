@@ -43,6 +43,7 @@ class CyclicLearningRate(Callback):
         self.peak = float(peak)
         self.base_lrs: list[list[float]] | None = None
         self.total_steps: int | None = None
+        self._optimizers: list[Any] | None = None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.lr_scheduler_configs:
@@ -54,6 +55,7 @@ class CyclicLearningRate(Callback):
                 if "initial_lr" not in group:  # a fresh run, or a checkpoint from before initial_lr was recorded
                     stored = self.base_lrs[o][g] if self.base_lrs is not None else group["lr"]
                     group["initial_lr"] = float(stored)
+        self._optimizers = list(trainer.optimizers)
         self.total_steps = max(int(trainer.estimated_stepping_batches), 1)
         self._apply(trainer)
 
@@ -67,10 +69,12 @@ class CyclicLearningRate(Callback):
         for optimizer in trainer.optimizers:
             for group in optimizer.param_groups:
                 group["lr"] = group["initial_lr"] * factor
-        self.base_lrs = [[float(g["initial_lr"]) for g in opt.param_groups] for opt in trainer.optimizers]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"peak": self.peak, "base_lrs": self.base_lrs}
+        # the bases live in the optimizer groups (initial_lr); kept here too for checkpoints read by older code
+        optimizers = self._optimizers or []
+        bases = [[float(g["initial_lr"]) for g in opt.param_groups] for opt in optimizers] or self.base_lrs
+        return {"peak": self.peak, "base_lrs": bases}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.base_lrs = state_dict.get("base_lrs")
